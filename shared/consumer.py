@@ -1,0 +1,130 @@
+"""A service's consumer of ticket events, with a dead-letter queue (routing, notifier,
+escalation): ``<service>.ticket-events`` bound to ``tickets.events`` with ``#``.
+
+Every ticket event reaches the durable queue ``notifier.ticket-events`` (bound to the
+``tickets.events`` topic exchange with ``#``). What happens to a message depends on how
+its handler ends:
+
+- it succeeded: ack;
+- a transient failure (PostgreSQL or the broker unreachable, a serialization failure):
+  requeued after a short pause, to be tried again;
+- anything else (a body that is not JSON, an unknown event type, data its schema
+  refuses, or a bug): the message can never be handled, so it goes to the dead-letter
+  queue ``<service>.ticket-events.dead-letters`` with its error in the headers
+  (``x-guichet-error``, ``x-guichet-error-type``), and the queue moves on. Should
+  that republication fail, the message is rejected without requeue and the broker
+  dead-letters it itself (the queue's ``x-dead-letter-exchange``), without the error
+  text, which is then in the logs.
+
+Operators read the dead letters in the RabbitMQ console, fix the cause, and move them
+back (a shovel) to be handled again; the notifier skips those it had already handled.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import eventlet
+import kombu
+import kombu.exceptions
+import psycopg
+import structlog
+from nameko.messaging import Consumer
+
+from shared.events import EXCHANGE as TICKET_EVENTS
+from shared.outbox import event_exchange
+
+log = structlog.stdlib.get_logger("guichet.consumer")
+
+TRANSIENT_PAUSE_SECONDS = 1.0
+
+# Failures worth trying again: the message is fine, a server is not.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,  # connection lost, pool timeout, serialization failure, deadlock
+    psycopg.InterfaceError,
+    kombu.exceptions.OperationalError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def dead_letter_exchange(service: str) -> kombu.Exchange:
+    return kombu.Exchange(f"{service}.dead-letters", type="topic", durable=True, auto_delete=False)
+
+
+def dead_letter_queue(service: str) -> kombu.Queue:
+    return kombu.Queue(f"{service}.ticket-events.dead-letters", exchange=dead_letter_exchange(service),
+                       routing_key="#", durable=True)
+
+
+def ticket_events_queue(service: str) -> kombu.Queue:
+    return kombu.Queue(
+        f"{service}.ticket-events", exchange=event_exchange(TICKET_EVENTS), routing_key="#", durable=True,
+        queue_arguments={"x-dead-letter-exchange": f"{service}.dead-letters"},
+    )
+
+
+class TicketEventConsumer(Consumer):
+    """Nameko's ``consume`` entrypoint on ``<service>.ticket-events``, choosing per
+    failure between requeue and the dead-letter queue (see the module's docstring)."""
+
+    def __init__(self, service: str, **kwargs: Any) -> None:
+        self.service = service
+        super().__init__(ticket_events_queue(service), requeue_on_error=True, **kwargs)
+
+    def setup(self) -> None:
+        # A body that cannot even be decoded never reaches a worker: dead-letter it too,
+        # instead of letting kombu raise in the consumer loop forever.
+        self.consumer_options["on_decode_error"] = self.on_decode_error
+        super().setup()
+        with kombu.Connection(self.amqp_uri) as connection:
+            channel = connection.default_channel
+            dead_letter_exchange(self.service)(channel).declare()
+            dead_letter_queue(self.service)(channel).declare()
+
+    def handle_message_processed(self, message: Any, result: Any = None, exc_info: Any = None) -> None:
+        if exc_info is None:
+            self.consumer.ack_message(message)
+        elif issubclass(exc_info[0], TRANSIENT):
+            log.warning("transient failure, message requeued", error=str(exc_info[1]),
+                        error_type=exc_info[0].__name__)
+            eventlet.sleep(TRANSIENT_PAUSE_SECONDS)  # do not spin while a server is down
+            self.consumer.requeue_message(message)
+        else:
+            self.dead_letter(message, exc_info[1])
+
+    def on_decode_error(self, message: Any, exc: BaseException) -> None:
+        self.dead_letter(message, exc)
+
+    def dead_letter(self, message: Any, error: BaseException) -> None:
+        """Move ``message`` to the dead-letter queue with its error, then ack it."""
+        routing_key = (message.delivery_info or {}).get("routing_key") or "unknown"
+        headers = {
+            **(message.headers or {}),
+            "x-guichet-error": str(error)[:4000] or type(error).__name__,
+            "x-guichet-error-type": type(error).__name__,
+            "x-guichet-consumer": self.container.service_name,
+            "x-guichet-failed-at": datetime.now(UTC).isoformat(),
+            "x-original-routing-key": routing_key,
+        }
+        log.error("message dead-lettered", routing_key=routing_key, error=str(error),
+                  error_type=type(error).__name__, message_id=(message.properties or {}).get("message_id"))
+        try:
+            with kombu.Connection(self.amqp_uri, transport_options={"confirm_publish": True}) as connection:
+                connection.Producer().publish(
+                    message.body, exchange=dead_letter_exchange(self.service), routing_key=routing_key, headers=headers,
+                    content_type=message.content_type or "application/octet-stream",
+                    content_encoding=message.content_encoding or "binary", delivery_mode=2,
+                    message_id=(message.properties or {}).get("message_id"), declare=[dead_letter_queue(self.service)],
+                    retry=True, retry_policy={"max_retries": 3},
+                )
+        except Exception as exc:  # noqa: BLE001 - the broker's own dead-lettering is the fallback
+            log.error("could not publish the dead letter: rejecting instead", error=str(exc))
+            if message.channel.connection:
+                message.reject(requeue=False)
+            return
+        self.consumer.ack_message(message)
+
+
+consume_ticket_events = TicketEventConsumer.decorator
