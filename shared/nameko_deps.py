@@ -1,5 +1,6 @@
 """Nameko dependency providers every service uses: a PostgreSQL pool handed to workers
-as a domain-level wrapper, and the outbox relay started with the service."""
+as a domain-level wrapper, the outbox relay started with the service, the request for
+routing's catalogue, and an RPC client without Nameko's start-up race."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import eventlet
 import structlog
 from nameko import config
+from nameko import rpc as nameko_rpc
 from nameko.extensions import DependencyProvider
 from psycopg_pool import ConnectionPool
 
@@ -103,3 +105,23 @@ class CatalogueRequest(DependencyProvider):
                 log.info("routing not answering yet", error=f"{type(exc).__name__}: {exc}", retry_in=delay)
                 eventlet.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+
+class _ReplyListener(nameko_rpc.ReplyListener):
+    """Nameko's reply listener checks for lost replies on every connection to the
+    broker, the first one included. A worker that starts with the container (a timer,
+    an event already waiting in its queue) can register a call before that first
+    connection, while the reply queue does not exist yet: the check then finds no
+    queue, raises ``ReplyQueueExpiredWithPendingReplies``, the listener's thread dies,
+    and ``container.start()`` waits forever for it to be ready. Nothing can have been
+    lost before the first connection, so that one is not checked; reconnections are."""
+
+    def check_for_lost_replies(self) -> None:
+        if self.consumer.ready.is_set():
+            super().check_for_lost_replies()
+
+
+class ServiceRpc(nameko_rpc.ServiceRpc):
+    """``nameko.rpc.ServiceRpc`` with the reply listener above."""
+
+    reply_listener = _ReplyListener()

@@ -27,7 +27,7 @@ import kombu
 import structlog
 from nameko.exceptions import RemoteError, UnknownService
 from nameko.messaging import consume
-from nameko.rpc import ServiceRpc, rpc
+from nameko.rpc import rpc
 from nameko.timer import timer
 
 from services.attachments.errors import EXPECTED
@@ -35,7 +35,7 @@ from services.attachments.http import RPC_TIMEOUT, AttachmentsBackend, Attachmen
 from services.attachments.records import as_uuid
 from services.tickets.rpc_errors import EXPECTED as TICKETS_ERRORS  # noqa: F401  (typed errors back)
 from shared.events import EXCHANGE as TICKET_EVENTS
-from shared.nameko_deps import DatabasePool
+from shared.nameko_deps import DatabasePool, ServiceRpc
 from shared.outbox import event_exchange
 
 log = structlog.stdlib.get_logger("guichet.attachments")

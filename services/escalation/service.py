@@ -24,7 +24,6 @@ import structlog
 from nameko import config
 from nameko.events import event_handler
 from nameko.extensions import DependencyProvider
-from nameko.rpc import ServiceRpc
 from nameko.timer import Timer
 
 from services.escalation import rules, storage
@@ -34,7 +33,7 @@ from services.tickets.commands import TicketNotFound
 from services.tickets.rpc_errors import EXPECTED  # noqa: F401  (callers get the tickets' errors back typed)
 from shared.catalogue_copy import REVISION_SQL
 from shared.consumer import consume_ticket_events
-from shared.nameko_deps import CatalogueRequest, DatabasePool
+from shared.nameko_deps import CatalogueRequest, DatabasePool, ServiceRpc
 
 log = structlog.stdlib.get_logger("guichet.escalation")
 

@@ -15,7 +15,6 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 import eventlet
 import structlog
 from nameko.exceptions import UnknownService
-from nameko.rpc import ServiceRpc
 from werkzeug.wrappers import Request, Response
 
 from services.attachments.errors import AttachmentInUse, UnknownAttachment
@@ -25,6 +24,7 @@ from services.tickets.openapi import openapi_document
 from services.tickets.queries import InvalidCursor, TicketQueries
 from shared.auth import Identity, TokenVerifier
 from shared.config import Settings
+from shared.nameko_deps import ServiceRpc
 from shared.web import ApiHandler, HttpProblem, ServiceProbes, json_response, load_query, read_json, readiness
 
 
