@@ -8,9 +8,14 @@ Each service's ``<schema>.catalogue_revision`` table holds the revision of its c
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import psycopg
+import structlog
 from psycopg import sql
+
+log = structlog.stdlib.get_logger("guichet.catalogue_copy")
 
 
 def take_if_newer(conn: psycopg.Connection, schema: str, revision: int) -> int | None:
@@ -33,6 +38,26 @@ def take_if_newer(conn: psycopg.Connection, schema: str, revision: int) -> int |
         (revision,),
     )
     return None
+
+
+def replace_copy(conn: psycopg.Connection, schema: str, snapshot: dict[str, Any], tables: Iterable[str],
+                 fill: Callable[[psycopg.Cursor], None]) -> bool:
+    """Replace a service's copy with routing's ``snapshot`` in one transaction, unless a
+    newer one was applied: empty ``tables`` (of ``schema``, in that order), then ``fill``
+    them with the cursor given. True if replaced."""
+    revision = snapshot["global_position"]
+    with conn.transaction():
+        current = take_if_newer(conn, schema, revision)
+        if current is not None:
+            log.info("older catalogue snapshot ignored", schema=schema, revision=revision, current=current)
+            return False
+        for table in tables:
+            conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(schema, table)))
+        with conn.cursor() as cur:
+            fill(cur)
+    log.info("catalogue copy replaced", schema=schema, revision=revision, teams=len(snapshot["teams"]),
+             categories=len(snapshot.get("categories", [])))
+    return True
 
 
 REVISION_SQL = "SELECT revision FROM {schema}.catalogue_revision WHERE singleton"

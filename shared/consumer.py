@@ -1,9 +1,9 @@
 """A service's consumer of ticket events, with a dead-letter queue (routing, notifier,
-escalation): ``<service>.ticket-events`` bound to ``tickets.events`` with ``#``.
+escalation, attachments): ``<service>.ticket-events`` bound to ``tickets.events`` with
+``#``, or with only the event types the service asks for.
 
-Every ticket event reaches the durable queue ``notifier.ticket-events`` (bound to the
-``tickets.events`` topic exchange with ``#``). What happens to a message depends on how
-its handler ends:
+The ticket events a service follows reach its durable queue ``<service>.ticket-events``.
+What happens to a message depends on how its handler ends:
 
 - it succeeded: ack;
 - a transient failure (PostgreSQL or the broker unreachable, a serialization failure):
@@ -58,10 +58,12 @@ def dead_letter_queue(service: str) -> kombu.Queue:
                        routing_key="#", durable=True)
 
 
-def ticket_events_queue(service: str) -> kombu.Queue:
+def ticket_events_queue(service: str, event_types: tuple[str, ...] = ()) -> kombu.Queue:
+    """The service's queue: every ticket event, or only ``event_types`` (routing keys)."""
+    exchange = event_exchange(TICKET_EVENTS)
     return kombu.Queue(
-        f"{service}.ticket-events", exchange=event_exchange(TICKET_EVENTS), routing_key="#", durable=True,
-        queue_arguments={"x-dead-letter-exchange": f"{service}.dead-letters"},
+        f"{service}.ticket-events", bindings=[kombu.binding(exchange, routing_key=key) for key in event_types or ("#",)],
+        durable=True, queue_arguments={"x-dead-letter-exchange": f"{service}.dead-letters"},
     )
 
 
@@ -69,9 +71,9 @@ class TicketEventConsumer(Consumer):
     """Nameko's ``consume`` entrypoint on ``<service>.ticket-events``, choosing per
     failure between requeue and the dead-letter queue (see the module's docstring)."""
 
-    def __init__(self, service: str, **kwargs: Any) -> None:
+    def __init__(self, service: str, event_types: tuple[str, ...] = (), **kwargs: Any) -> None:
         self.service = service
-        super().__init__(ticket_events_queue(service), requeue_on_error=True, **kwargs)
+        super().__init__(ticket_events_queue(service, event_types), requeue_on_error=True, **kwargs)
 
     def setup(self) -> None:
         # A body that cannot even be decoded never reaches a worker: dead-letter it too,

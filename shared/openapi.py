@@ -1,12 +1,29 @@
 """What every service's OpenAPI document starts with: the bearer scheme, its answer
-schemas (the problem+json one included), and the health probes."""
+schemas (the problem+json one included), and the health probes; and the pieces their
+operations share."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
+
+PROBLEM = {"application/problem+json": {"schema": "Problem"}}
+BEARER = [{"bearer": []}]
+
+
+def problems(*codes: int) -> dict[str, Any]:
+    """The responses of ``codes``, each with an ``application/problem+json`` body."""
+    return {str(c): {"description": "problem", "content": PROBLEM} for c in codes}
+
+
+def json_content(schema: str | type, many: bool = False) -> dict[str, Any]:
+    """An ``application/json`` content of ``schema`` (a component's name or a schema
+    class), or of an array of them."""
+    ref: Any = {"$ref": f"#/components/schemas/{schema}"} if isinstance(schema, str) else schema
+    return {"application/json": {"schema": {"type": "array", "items": ref} if many else ref}}
 
 
 def base_spec(title: str, description: str, schemas: Iterable[type],

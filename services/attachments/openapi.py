@@ -6,14 +6,11 @@ from functools import cache
 from typing import Any
 
 from services.attachments import schemas
-from shared.openapi import base_spec
-
-PROBLEM = {"application/problem+json": {"schema": "Problem"}}
-BEARER = [{"bearer": []}]
+from shared.openapi import BEARER, base_spec, problems
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    return {str(c): {"description": "problem", "content": PROBLEM} for c in (401, *codes)}
+    return problems(401, *codes)
 
 
 @cache

@@ -6,7 +6,8 @@ How a file joins a ticket: the tickets service ``claim``s the upload for the tic
 again for the same ticket is a no-op), then appends ``AttachmentAdded``. This service
 consumes ``AttachmentAdded`` (the claim is confirmed) and ``AttachmentRemoved`` (the
 blob is deleted unless another upload shares it) from a durable queue on
-``tickets.events``, idempotently. A claim whose ``AttachmentAdded`` never came (a
+``tickets.events``, idempotently; a message it can never read goes to the dead-letter
+queue ``attachments.ticket-events.dead-letters`` (``shared.consumer``). A claim whose ``AttachmentAdded`` never came (a
 crash in between) blocks nothing: the same ticket may claim it again at once, another
 once the claim's lease has passed, and the sweep settles it with the tickets service.
 
@@ -23,10 +24,8 @@ from datetime import datetime
 from typing import Any
 
 import eventlet
-import kombu
 import structlog
 from nameko.exceptions import RemoteError, UnknownService
-from nameko.messaging import consume
 from nameko.rpc import rpc
 from nameko.timer import timer
 
@@ -34,9 +33,8 @@ from services.attachments.errors import EXPECTED
 from services.attachments.http import RPC_TIMEOUT, AttachmentsBackend, AttachmentsHttp
 from services.attachments.records import as_uuid
 from services.tickets.rpc_errors import EXPECTED as TICKETS_ERRORS  # noqa: F401  (typed errors back)
-from shared.events import EXCHANGE as TICKET_EVENTS
+from shared.consumer import consume_ticket_events
 from shared.nameko_deps import DatabasePool, ServiceRpc
-from shared.outbox import event_exchange
 
 log = structlog.stdlib.get_logger("guichet.attachments")
 
@@ -44,12 +42,11 @@ ACTOR = {"id": "system:attachments", "name": "attachments", "kind": "system"}
 SWEEP_INTERVAL_SECONDS = 600
 VISIBILITIES = ("public", "internal")
 
-TICKET_EVENTS_QUEUE = kombu.Queue(
-    "attachments.ticket-events",
-    bindings=[kombu.binding(event_exchange(TICKET_EVENTS), routing_key=key)
-              for key in ("AttachmentAdded", "AttachmentRemoved")],
-    durable=True,
-)
+EVENT_TYPES = ("AttachmentAdded", "AttachmentRemoved")
+
+
+class UnreadableEvent(ValueError):
+    """An attachment event this service can never handle: it is dead-lettered."""
 
 
 class AttachmentsService(AttachmentsHttp):
@@ -79,10 +76,10 @@ class AttachmentsService(AttachmentsHttp):
 
     # -- ticket events
 
-    @consume(TICKET_EVENTS_QUEUE, requeue_on_error=True)
+    @consume_ticket_events("attachments", EVENT_TYPES, expected_exceptions=(UnreadableEvent,))
     def on_ticket_event(self, message: dict[str, Any]) -> None:
-        """Requeued on error (the database may be down for a while); a message that can
-        never be read is logged and dropped rather than retried forever."""
+        """Requeued on a transient error (the database may be down for a while); a
+        message that can never be read goes to the dead-letter queue."""
         try:
             event_type, event_id = message["event_type"], message["event_id"]
             ticket_id, data = message["ticket"]["id"], message["data"]
@@ -90,8 +87,7 @@ class AttachmentsService(AttachmentsHttp):
             if as_uuid(event_id) is None:
                 raise ValueError(f"event_id {event_id!r} is not a uuid")
         except (KeyError, TypeError, ValueError) as exc:
-            log.error("unreadable ticket event dropped", error=repr(exc), message=repr(message)[:500])
-            return
+            raise UnreadableEvent(f"unreadable attachment event: {exc!r}") from None
         with structlog.contextvars.bound_contextvars(
             ticket_id=ticket_id, event_type=event_type, correlation_id=message.get("correlation_id")
         ):

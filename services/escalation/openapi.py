@@ -7,21 +7,15 @@ from functools import cache
 from typing import Any
 
 from services.escalation import schemas
-from shared.openapi import base_spec
+from shared.openapi import BEARER, base_spec, problems
+from shared.openapi import json_content as _json
 
-PROBLEM = {"application/problem+json": {"schema": "Problem"}}
-BEARER = [{"bearer": []}]
 UAI = {"name": "uai", "in": "path", "required": True,
        "schema": {"type": "string", "pattern": "^[A-Za-z0-9]{1,20}$"}, "description": "the establishment's UAI"}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    return {str(c): {"description": "problem", "content": PROBLEM} for c in (401, *codes)}
-
-
-def _json(schema: str | type) -> dict[str, Any]:
-    ref: Any = {"$ref": f"#/components/schemas/{schema}"} if isinstance(schema, str) else schema
-    return {"application/json": {"schema": ref}}
+    return problems(401, *codes)
 
 
 @cache

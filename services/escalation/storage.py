@@ -14,7 +14,7 @@ import psycopg
 import structlog
 
 from services.escalation import rules
-from shared.catalogue_copy import take_if_newer
+from shared.catalogue_copy import replace_copy
 
 log = structlog.stdlib.get_logger("guichet.escalation")
 
@@ -60,32 +60,24 @@ def load_catalogue(conn: psycopg.Connection) -> rules.Catalogue:
 
 def apply_snapshot(conn: psycopg.Connection, snapshot: dict[str, Any]) -> bool:
     """Replace the copy with routing's ``snapshot`` unless a newer one was applied."""
-    revision = snapshot["global_position"]
-    with conn.transaction():
-        current = take_if_newer(conn, "escalation", revision)
-        if current is not None:
-            log.info("older catalogue snapshot ignored", revision=revision, current=current)
-            return False
-        conn.execute("DELETE FROM escalation.team_managers")
-        conn.execute("DELETE FROM escalation.teams")
-        conn.execute("DELETE FROM escalation.categories")
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO escalation.teams (id, department_id, label_fr, per_establishment, escalation_enabled,"
-                " closure_expiry_days) VALUES (%s, %s, %s, %s, %s, %s)",
-                [(t["id"], t["department_id"], t.get("label_fr"), bool(t.get("per_establishment", ":" in t["id"])),
-                  bool(t.get("escalation_enabled", False)), t.get("closure_expiry_days")) for t in snapshot["teams"]],
-            )
-            cur.executemany(
-                "INSERT INTO escalation.team_managers (team_id, user_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                [(t["id"], m["id"]) for t in snapshot["teams"] for m in t["managers"]],
-            )
-            cur.executemany(
-                "INSERT INTO escalation.categories (id, department_id, closure_expiry_days) VALUES (%s, %s, %s)",
-                [(c["id"], c.get("department_id"), c.get("closure_expiry_days")) for c in snapshot["categories"]],
-            )
-    log.info("catalogue copy replaced", revision=revision, teams=len(snapshot["teams"]))
-    return True
+
+    def fill(cur: psycopg.Cursor) -> None:
+        cur.executemany(
+            "INSERT INTO escalation.teams (id, department_id, label_fr, per_establishment, escalation_enabled,"
+            " closure_expiry_days) VALUES (%s, %s, %s, %s, %s, %s)",
+            [(t["id"], t["department_id"], t.get("label_fr"), bool(t.get("per_establishment", ":" in t["id"])),
+              bool(t.get("escalation_enabled", False)), t.get("closure_expiry_days")) for t in snapshot["teams"]],
+        )
+        cur.executemany(
+            "INSERT INTO escalation.team_managers (team_id, user_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            [(t["id"], m["id"]) for t in snapshot["teams"] for m in t["managers"]],
+        )
+        cur.executemany(
+            "INSERT INTO escalation.categories (id, department_id, closure_expiry_days) VALUES (%s, %s, %s)",
+            [(c["id"], c.get("department_id"), c.get("closure_expiry_days")) for c in snapshot["categories"]],
+        )
+
+    return replace_copy(conn, "escalation", snapshot, ("team_managers", "teams", "categories"), fill)
 
 
 # -- settings -----------------------------------------------------------------------------------

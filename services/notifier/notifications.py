@@ -97,16 +97,17 @@ def handle_ticket_event(conn: psycopg.Connection, event: Envelope, renderer: Mai
         known = storage.people(conn, ids)
         prefs = storage.preferences(conn, ids)
         labels = storage.labels(conn, team_ids, [event.data.get("category_id")])
-        queued = 0
+        feed: list[storage.FeedEntry] = []
+        emails: list[storage.QueuedEmail] = []
         for recipient in told:
             person = _with_directory(recipient.person, known.get(recipient.person.id))
             words = {lang: describe(event.event_type, event.data, event.actor, picture, recipient, lang, labels)
                      for lang in LANGUAGES}
-            storage.add_feed_entry(
-                conn, user_id=person.id, event_id=event.event_id, ticket_id=ticket_id, ticket_number=picture.number,
+            feed.append(storage.FeedEntry(
+                user_id=person.id, event_id=event.event_id, ticket_id=ticket_id, ticket_number=picture.number,
                 event_type=event.event_type, summary_fr=words["fr"].summary, summary_en=words["en"].summary,
                 created_at=event.occurred_at,
-            )
+            ))
             pref = prefs[person.id]
             if event.event_type in pref.email_off:
                 continue
@@ -118,11 +119,13 @@ def handle_ticket_event(conn: psycopg.Connection, event: Envelope, renderer: Mai
             except InvalidAddress as exc:
                 log.warning("no email: no usable address", recipient=person.id, error=str(exc))
                 continue
-            queued += storage.queue_email(
-                conn, event_id=event.event_id, recipient_id=person.id, ticket_id=ticket_id,
-                ticket_number=picture.number, event_type=event.event_type, occurred_at=event.occurred_at,
-                to_address=email.to_address, message_id=email.message_id, raw=email.raw,
-            )
+            emails.append(storage.QueuedEmail(
+                event_id=event.event_id, recipient_id=person.id, ticket_id=ticket_id, ticket_number=picture.number,
+                event_type=event.event_type, occurred_at=event.occurred_at, to_address=email.to_address,
+                message_id=email.message_id, raw=email.raw,
+            ))
+        storage.add_feed_entries(conn, feed)
+        queued = storage.queue_emails(conn, emails)
         if queued:
             storage.wake_sender(conn)
         log.info("event notified", event_type=event.event_type, told=ids, emails=queued)

@@ -257,8 +257,7 @@ class MailSender:
             ).fetchone()
             if row is None:
                 return False
-            attempt = row["attempts"] + 1
-            self._start_attempt(log_conn, row, attempt)
+            attempt = self._start_attempt(log_conn, row)
             try:
                 self.transport.send(self.sender, row["to_address"], row["message_id"], bytes(row["message"]))
             except PermanentFailure as exc:
@@ -293,25 +292,28 @@ class MailSender:
               retry_in=delay if outcome == "retry" else None)
         return True
 
-    def _start_attempt(self, log_conn: psycopg.Connection, row: dict[str, Any], attempt: int) -> None:
-        """Write (and commit at once) that this attempt starts; warn when the previous one
-        never finished, as the message may then already have been delivered."""
-        cut_short = log_conn.execute(
-            "SELECT attempt FROM notifier.delivery_attempts WHERE email_id = %s AND finished_at IS NULL",
-            (row["id"],),
+    def _start_attempt(self, log_conn: psycopg.Connection, row: dict[str, Any]) -> int:
+        """Write (and commit at once) that an attempt starts, and return its number; warn
+        when an earlier one never finished, as the message may then already have been
+        delivered. A cut-short attempt keeps its own row: the next one is numbered after it."""
+        previous = log_conn.execute(
+            "SELECT attempt, finished_at FROM notifier.delivery_attempts WHERE email_id = %s", (row["id"],),
         ).fetchall()
+        cut_short = [r["attempt"] for r in previous if r["finished_at"] is None]
         if cut_short:
             log.warning("a previous attempt was cut short: this may deliver a duplicate",
-                        email_id=row["id"], message_id=row["message_id"], attempts=[r["attempt"] for r in cut_short])
+                        email_id=row["id"], message_id=row["message_id"], attempts=cut_short)
             log_conn.execute(
                 "UPDATE notifier.delivery_attempts SET finished_at = clock_timestamp(), error = 'cut short'"
                 " WHERE email_id = %s AND finished_at IS NULL",
                 (row["id"],),
             )
+        attempt = max([row["attempts"], *(r["attempt"] for r in previous)]) + 1
         log_conn.execute(
             "INSERT INTO notifier.delivery_attempts (email_id, attempt) VALUES (%s, %s) ON CONFLICT DO NOTHING",
             (row["id"], attempt),
         )
+        return attempt
 
 
 def _envelope_sender(sender: str) -> str:

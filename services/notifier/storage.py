@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 
 from services.notifier.recipients import Fact, Person
 from services.notifier.texts import Labels
-from shared.catalogue_copy import take_if_newer
+from shared.catalogue_copy import replace_copy
 
 log = structlog.stdlib.get_logger("guichet.notifier.storage")
 
@@ -103,36 +103,29 @@ def people(conn: psycopg.Connection, ids: Iterable[str]) -> dict[str, Person]:
 def apply_snapshot(conn: psycopg.Connection, snapshot: dict[str, Any]) -> bool:
     """Replace the copy with a ``CatalogueChanged`` snapshot unless a newer one was
     applied (by ``global_position``); True if applied."""
-    revision = snapshot["global_position"]
-    with conn.transaction():
-        current = take_if_newer(conn, "notifier", revision)
-        if current is not None:
-            log.info("older catalogue snapshot ignored", revision=revision, current=current)
-            return False
-        conn.execute("DELETE FROM notifier.team_managers")
-        conn.execute("DELETE FROM notifier.teams")
-        conn.execute("DELETE FROM notifier.categories")
-        teams = snapshot["teams"]
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO notifier.teams (id, department_id, label_fr, label_en, assignment_policy)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                [(t["id"], t.get("department_id") or t["id"], t["label_fr"], t.get("label_en"),
-                  t.get("assignment_policy")) for t in teams],
-            )
-            cur.executemany(
-                "INSERT INTO notifier.team_managers (team_id, user_id, name, email, available)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                [(t["id"], m["id"], m.get("name"), m.get("email"), m.get("available", True))
-                 for t in teams for m in t["managers"]],
-            )
-            cur.executemany(
-                "INSERT INTO notifier.categories (id, label_fr, label_en) VALUES (%s, %s, %s)",
-                [(c["id"], c["label_fr"], c.get("label_en")) for c in snapshot.get("categories", [])],
-            )
-        remember_people(conn, [Person(m["id"], m.get("name"), m.get("email")) for t in teams for m in t["managers"]])
-    log.info("catalogue copy replaced", revision=revision, teams=len(teams))
-    return True
+    teams = snapshot["teams"]
+
+    def fill(cur: psycopg.Cursor) -> None:
+        cur.executemany(
+            "INSERT INTO notifier.teams (id, department_id, label_fr, label_en, assignment_policy)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            [(t["id"], t.get("department_id") or t["id"], t["label_fr"], t.get("label_en"),
+              t.get("assignment_policy")) for t in teams],
+        )
+        cur.executemany(
+            "INSERT INTO notifier.team_managers (team_id, user_id, name, email, available)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [(t["id"], m["id"], m.get("name"), m.get("email"), m.get("available", True))
+             for t in teams for m in t["managers"]],
+        )
+        cur.executemany(
+            "INSERT INTO notifier.categories (id, label_fr, label_en) VALUES (%s, %s, %s)",
+            [(c["id"], c["label_fr"], c.get("label_en")) for c in snapshot.get("categories", [])],
+        )
+        remember_people(cur.connection, [Person(m["id"], m.get("name"), m.get("email"))
+                                         for t in teams for m in t["managers"]])
+
+    return replace_copy(conn, "notifier", snapshot, ("team_managers", "teams", "categories"), fill)
 
 
 def team_managers(conn: psycopg.Connection, team_ids: Iterable[str | None]) -> dict[str, list[Person]]:
@@ -213,13 +206,29 @@ def save_preferences(conn: psycopg.Connection, user_id: str, language: str | Non
 # -- the feed --------------------------------------------------------------------------------
 
 
-def add_feed_entry(conn: psycopg.Connection, *, user_id: str, event_id: str, ticket_id: str, ticket_number: int,
-                   event_type: str, summary_fr: str, summary_en: str, created_at: datetime) -> None:
-    conn.execute(
-        "INSERT INTO notifier.feed_entries (user_id, event_id, ticket_id, ticket_number, event_type, summary_fr,"
-        " summary_en, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id, user_id) DO NOTHING",
-        (user_id, event_id, ticket_id, ticket_number, event_type, summary_fr, summary_en, created_at),
-    )
+@dataclass(frozen=True)
+class FeedEntry:
+    user_id: str
+    event_id: str
+    ticket_id: str
+    ticket_number: int
+    event_type: str
+    summary_fr: str
+    summary_en: str
+    created_at: datetime
+
+
+def add_feed_entries(conn: psycopg.Connection, entries: list[FeedEntry]) -> None:
+    """One entry per person and event (a second one for the same pair is ignored)."""
+    if not entries:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO notifier.feed_entries (user_id, event_id, ticket_id, ticket_number, event_type, summary_fr,"
+            " summary_en, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id, user_id) DO NOTHING",
+            [(e.user_id, e.event_id, e.ticket_id, e.ticket_number, e.event_type, e.summary_fr, e.summary_en,
+              e.created_at) for e in entries],
+        )
 
 
 class InvalidCursor(ValueError):
@@ -301,16 +310,37 @@ def mark_all_read(conn: psycopg.Connection, user_id: str) -> int:
 # -- the email queue -------------------------------------------------------------------------
 
 
-def queue_email(conn: psycopg.Connection, *, event_id: str, recipient_id: str, ticket_id: str, ticket_number: int,
-                event_type: str, occurred_at: datetime, to_address: str, message_id: str, raw: bytes) -> bool:
-    """Queue one email under its key (event, recipient); False if that key was queued."""
-    row = conn.execute(
-        "INSERT INTO notifier.emails (event_id, recipient_id, ticket_id, ticket_number, event_type,"
-        " event_occurred_at, to_address, message_id, message) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT DO NOTHING RETURNING id",
-        (event_id, recipient_id, ticket_id, ticket_number, event_type, occurred_at, to_address, message_id, raw),
-    ).fetchone()
-    return row is not None
+@dataclass(frozen=True)
+class QueuedEmail:
+    event_id: str
+    recipient_id: str
+    ticket_id: str
+    ticket_number: int
+    event_type: str
+    occurred_at: datetime
+    to_address: str
+    message_id: str
+    raw: bytes
+
+
+def queue_emails(conn: psycopg.Connection, emails: list[QueuedEmail]) -> int:
+    """Queue each email under its key (event, recipient); how many keys were new."""
+    if not emails:
+        return 0
+    queued = 0
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO notifier.emails (event_id, recipient_id, ticket_id, ticket_number, event_type,"
+            " event_occurred_at, to_address, message_id, message) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT DO NOTHING RETURNING id",
+            [(e.event_id, e.recipient_id, e.ticket_id, e.ticket_number, e.event_type, e.occurred_at, e.to_address,
+              e.message_id, e.raw) for e in emails],
+            returning=True,
+        )
+        while True:
+            queued += len(cur.fetchall())
+            if not cur.nextset():
+                return queued
 
 
 def wake_sender(conn: psycopg.Connection) -> None:

@@ -7,10 +7,9 @@ from functools import cache
 from typing import Any
 
 from services.routing import schemas
-from shared.openapi import base_spec
+from shared.openapi import BEARER, base_spec, problems
+from shared.openapi import json_content as _json
 
-PROBLEM = {"application/problem+json": {"schema": "Problem"}}
-BEARER = [{"bearer": []}]
 CATEGORY_ID = {"name": "category_id", "in": "path", "required": True,
                "schema": {"type": "string", "minLength": 1, "maxLength": 100}}
 DEPARTMENT_ID = {"name": "department_id", "in": "path", "required": True,
@@ -20,16 +19,11 @@ ACCEPT_LANGUAGE = {"name": "Accept-Language", "in": "header", "required": False,
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    return {str(c): {"description": "problem", "content": PROBLEM} for c in (401, *codes)}
+    return problems(401, *codes)
 
 
 def _body_errors(*codes: int) -> dict[str, Any]:
     return _errors(400, 413, 415, 422, *codes)
-
-
-def _json(schema: str | type, many: bool = False) -> dict[str, Any]:
-    ref: Any = {"$ref": f"#/components/schemas/{schema}"} if isinstance(schema, str) else schema
-    return {"application/json": {"schema": {"type": "array", "items": ref} if many else ref}}
 
 
 def _answer(status: int, description: str, schema: str, many: bool = False) -> dict[str, Any]:

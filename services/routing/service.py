@@ -125,32 +125,37 @@ class RoutingService(RoutingHttp):
     def assign(self, route: Route, ticket: dict[str, Any], event_id: str) -> None:
         """Give the ticket to a manager of its team, per the team's policy.
 
-        The decision is taken under the team's lock and written down (the ticket counts
-        in its assignee's load) before the lock is released; the call to the tickets
-        service comes after, so the lock is held for a few queries, not for a round trip.
-        If the ticket refuses the assignment, the tentative load is taken back; if we
-        crash in between, the redelivered event decides again and the idempotency key
-        makes sure only one assignment is appended.
+        The decision is taken under the team's lock and written down, with the ticket
+        counted in its assignee's load, before the lock is released; the call to the
+        tickets service comes after, so the lock is held for a few queries, not for a
+        round trip. If the ticket refuses the assignment, the tentative load is taken
+        back. If routing dies in between, the redelivered event finds the decision and
+        asks for the same assignee under the same idempotency key: the tickets service
+        then appends one assignment, whether or not the first call reached it.
         """
         ticket_id = ticket["id"]
         with self.backend.pool.connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_team_lock(route.team),))
-            catalogue = storage.current_catalogue(conn)
-            chosen, why = choose_assignee(
-                route.policy, catalogue.team_managers(route.team),
-                storage.last_assignee(conn, route.team), storage.loads(conn, route.team),
-            )
-            log.info("assignment decision", team=route.team, policy=route.policy,
-                     assignee=chosen.user_id if chosen else None, why=why)
-            if chosen is None:
-                return
-            storage.remember_assignee(conn, route.team, chosen.user_id)
-            storage.count_tentatively(conn, ticket_id, route.team, chosen.user_id, ticket["version"])
+            assignee = storage.decided_assignee(conn, event_id)
+            if assignee is not None:
+                log.info("assignment already decided", team=route.team, assignee=assignee)
+            else:
+                catalogue = storage.current_catalogue(conn)
+                chosen, why = choose_assignee(
+                    route.policy, catalogue.team_managers(route.team),
+                    storage.last_assignee(conn, route.team), storage.loads(conn, route.team),
+                )
+                log.info("assignment decision", team=route.team, policy=route.policy,
+                         assignee=chosen.user_id if chosen else None, why=why)
+                if chosen is None:
+                    return
+                assignee = chosen.user_id
+                storage.remember_assignee(conn, route.team, assignee)
+                storage.count_tentatively(conn, ticket_id, route.team, assignee, ticket["version"])
+                storage.record_decision(conn, event_id, ticket_id, route.team, assignee)
         try:
-            self.tickets.assign(
-                ACTOR, ticket_id, chosen.user_id, idempotency_key=f"assign:{event_id}", causation_id=event_id
-            )
+            self.tickets.assign(ACTOR, ticket_id, assignee, idempotency_key=f"assign:{event_id}", causation_id=event_id)
         except domain.DomainError as exc:
-            log.warning("assignment refused by the ticket", assignee=chosen.user_id, error=str(exc))
+            log.warning("assignment refused by the ticket", assignee=assignee, error=str(exc))
             with self.backend.pool.connection() as conn:
-                storage.uncount_tentative(conn, ticket_id, chosen.user_id, ticket["version"])
+                storage.uncount_tentative(conn, ticket_id, assignee, ticket["version"])

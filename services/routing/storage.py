@@ -246,6 +246,19 @@ def uncount_tentative(conn: psycopg.Connection, ticket_id: str, user_id: str, ve
     )
 
 
+def decided_assignee(conn: psycopg.Connection, event_id: str) -> str | None:
+    """The assignee already chosen for the ticket this event routed, if any."""
+    row = conn.execute("SELECT assignee_id FROM routing.assignment_decisions WHERE event_id = %s", (event_id,)).fetchone()
+    return row["assignee_id"] if row else None
+
+
+def record_decision(conn: psycopg.Connection, event_id: str, ticket_id: str, team: str, user_id: str) -> None:
+    conn.execute(
+        "INSERT INTO routing.assignment_decisions (event_id, ticket_id, team, assignee_id) VALUES (%s, %s, %s, %s)",
+        (event_id, ticket_id, team, user_id),
+    )
+
+
 def first_time(conn: psycopg.Connection, consumer: str, event_id: str) -> bool:
     """Record that ``consumer`` handles ``event_id``; False if it already had."""
     row = conn.execute(

@@ -9,40 +9,30 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-import structlog
 
 from services.tickets.views import LABELS
-from shared.catalogue_copy import take_if_newer
-
-log = structlog.stdlib.get_logger("guichet.tickets.catalogue")
+from shared.catalogue_copy import replace_copy
 
 
 def apply_snapshot(conn: psycopg.Connection, snapshot: dict[str, Any]) -> bool:
     """Replace the copy with ``snapshot`` unless a newer one was applied; True if applied."""
-    revision = snapshot["global_position"]
-    with conn.transaction():
-        current = take_if_newer(conn, "tickets", revision)
-        if current is not None:
-            log.info("older catalogue snapshot ignored", revision=revision, current=current)
-            return False
-        conn.execute("DELETE FROM tickets.department_managers")
-        conn.execute("DELETE FROM tickets.departments")
-        conn.execute("DELETE FROM tickets.categories")
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO tickets.departments (id, label_fr, label_en) VALUES (%s, %s, %s)",
-                [(t["id"], t["label_fr"], t["label_en"]) for t in snapshot["teams"]],
-            )
-            cur.executemany(
-                "INSERT INTO tickets.department_managers (department_id, user_id, name, email)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                [(t["id"], m["id"], m["name"], m["email"]) for t in snapshot["teams"] for m in t["managers"]],
-            )
-            cur.executemany(
-                "INSERT INTO tickets.categories (id, label_fr, label_en) VALUES (%s, %s, %s)",
-                [(c["id"], c["label_fr"], c["label_en"]) for c in snapshot["categories"]],
-            )
-    LABELS.forget()
-    log.info("catalogue copy replaced", revision=revision, teams=len(snapshot["teams"]),
-             categories=len(snapshot["categories"]))
-    return True
+
+    def fill(cur: psycopg.Cursor) -> None:
+        cur.executemany(
+            "INSERT INTO tickets.departments (id, label_fr, label_en) VALUES (%s, %s, %s)",
+            [(t["id"], t["label_fr"], t["label_en"]) for t in snapshot["teams"]],
+        )
+        cur.executemany(
+            "INSERT INTO tickets.department_managers (department_id, user_id, name, email)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [(t["id"], m["id"], m["name"], m["email"]) for t in snapshot["teams"] for m in t["managers"]],
+        )
+        cur.executemany(
+            "INSERT INTO tickets.categories (id, label_fr, label_en) VALUES (%s, %s, %s)",
+            [(c["id"], c["label_fr"], c["label_en"]) for c in snapshot["categories"]],
+        )
+
+    replaced = replace_copy(conn, "tickets", snapshot, ("department_managers", "departments", "categories"), fill)
+    if replaced:
+        LABELS.forget()
+    return replaced

@@ -7,19 +7,17 @@ from functools import cache
 from typing import Any
 
 from services.tickets import schemas
-from shared.openapi import base_spec
+from shared.openapi import BEARER, PROBLEM, base_spec, problems
 
-PROBLEM = {"application/problem+json": {"schema": "Problem"}}
 TICKET_ID = {"name": "ticket", "in": "path", "required": True, "schema": {"type": "string"},
              "description": "the ticket's uuid or its number"}
 IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
             "schema": {"type": "string", "pattern": r'^(W/)?"?[0-9]{1,9}"?$'},
             "description": 'the version the change was decided on, e.g. "3" (the ETag of the ticket)'}
-BEARER = [{"bearer": []}]
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    return {str(c): {"description": "problem", "content": PROBLEM} for c in (400, 401, 413, 415, 422, *codes)}
+    return problems(400, 401, 413, 415, 422, *codes)
 
 
 def _json(schema: str | type) -> dict[str, Any]:

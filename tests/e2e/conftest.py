@@ -4,7 +4,6 @@ that signs its own tokens."""
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,14 +14,9 @@ from services.tickets.service import TicketsService
 from shared.auth import issue_token
 from shared.config import Settings
 from tests.conftest import add_manager
+from tests.helpers import serve
 
 SECRET = "e2e-test-secret-of-at-least-32-bytes!"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -98,14 +92,7 @@ def api(container_factory, broker_uri, database_url, tickets_db, monkeypatch) ->
     monkeypatch.setenv("GUICHET_JWT_SECRET", SECRET)
     for department, user in [("dnum-ent", MARC), ("dnum-ent", MONA), ("scolarite", OSCAR)]:
         add_manager(tickets_db, department, user.login, user.name)
-    port = free_port()
-    container = container_factory(TicketsService, {
-        "AMQP_URI": broker_uri,
-        "DATABASE_URL": database_url,
-        "HTTP_ADDRESSES": {"tickets": f"127.0.0.1:{port}"},
-    })
-    container.start()
-    return Api(f"http://127.0.0.1:{port}")
+    return Api(serve(container_factory, TicketsService, "tickets", AMQP_URI=broker_uri, DATABASE_URL=database_url))
 
 
 @pytest.fixture

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-import time
 import zipfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-import eventlet
 import pytest
 import requests
 from nameko import config
@@ -27,22 +25,12 @@ from nameko.testing.services import entrypoint_hook
 
 from services.attachments.service import AttachmentsService
 from shared import db
-from tests.e2e.conftest import ALICE, BOB, INES, MARC, MONA, OSCAR, ROOT, Api, User, free_port
+from tests.e2e.conftest import ALICE, BOB, INES, MARC, MONA, OSCAR, ROOT, Api, User
+from tests.helpers import free_port, wait_until
 
 LIMIT = 256 * 1024  # MAX_ATTACHMENT_BYTES in these tests
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 8
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 100
-
-
-def wait_until(predicate, timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        eventlet.sleep(0.05)
 
 
 class Files:
@@ -470,16 +458,26 @@ def test_without_the_attachments_service_naming_an_upload_is_503(api):
     assert len(api.get("/api/v1/tickets", ROOT, params={"scope": "all"}).json()["items"]) == 1
 
 
-def test_an_unreadable_ticket_event_is_dropped_not_retried_forever(api, files, broker_uri):
+def test_an_unreadable_ticket_event_is_dead_lettered_and_the_next_one_handled(api, files, broker_uri):
     import kombu
 
     from shared.outbox import event_exchange
 
+    bodies = ({"event_type": "AttachmentAdded"}, {"event_id": "x", "event_type": "AttachmentRemoved",
+                                                  "ticket": {"id": "y"}, "data": {}, "occurred_at": "z"})
     with kombu.Connection(broker_uri) as connection:
         producer = connection.Producer(serializer="json")
-        for body in ({"event_type": "AttachmentAdded"}, {"event_id": "x", "event_type": "AttachmentRemoved",
-                                                          "ticket": {"id": "y"}, "data": {}, "occurred_at": "z"}):
+        for body in bodies:
             producer.publish(body, exchange=event_exchange(), routing_key=body["event_type"], declare=[event_exchange()])
+        dead = connection.SimpleQueue("attachments.ticket-events.dead-letters")
+        try:
+            letters = [dead.get(timeout=20) for _ in bodies]
+            for letter in letters:
+                letter.ack()
+        finally:
+            dead.close()
+    assert sorted(letter.payload["event_type"] for letter in letters) == ["AttachmentAdded", "AttachmentRemoved"]
+    assert {letter.headers["x-guichet-error-type"] for letter in letters} == {"UnreadableEvent"}
     upload = files.uploaded(ALICE)
     filed_with(api, files, upload, invite=False)
     wait_until(lambda: (files.row(upload["id"]) or {}).get("attached_at"), what="the next event still handled")

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from tests.e2e.conftest import ALICE, BOB, INES, MARC, MONA, OSCAR, ROOT, Api, User
+from tests.helpers import DROP, changed, chunks
 
 NEW_TICKET = {"category_id": "wifi", "subject": "Wi-Fi coupé", "description": "Plus de réseau en B12."}
 
@@ -54,8 +55,6 @@ BODILESS: dict[str, tuple[str, str, User]] = {
 }
 ALL = {**{k: v[:3] for k, v in WRITES.items()}, **BODILESS}
 ON_A_TICKET = [name for name in ALL if name != "create"]
-DROP = object()  # removes a field from the valid body
-
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -89,11 +88,6 @@ def send(api: Api, name: str, ticket: Any, *, body: Any = None, data: bytes | No
         data = json.dumps(body).encode()
     headers = {**({"Content-Type": content_type} if content_type else {}), **(headers or {})}
     return api.request(method, url(name, ticket), user or who, data=data, headers=headers)
-
-
-def changed(body: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    merged = {**body, **changes}
-    return {k: v for k, v in merged.items() if v is not DROP}
 
 
 def describe(changes: dict[str, Any]) -> str:
@@ -178,11 +172,6 @@ def test_unreadable_body(api, ticket, name, case):
 def test_deeply_nested_json_is_400(api, ticket, name):
     """Valid-looking JSON nested 100,000 deep is unreadable, not a crash."""
     refused(api, ticket, 400, name=name, data=b"[" * 100_000 + b"]" * 100_000)
-
-
-def chunks(data: bytes, size: int = 64 * 1024):
-    for start in range(0, len(data), size):
-        yield data[start:start + size]
 
 
 @pytest.mark.parametrize("name", ["create", "comment"])

@@ -10,7 +10,8 @@ import pytest
 
 from shared.config import Settings
 from tests.e2e.conftest import Api, User
-from tests.integration.test_escalation_flow import HOME, OTHER, SECRET, SUPPORT, desk, wait_until  # noqa: F401
+from tests.helpers import wait_until
+from tests.integration.test_escalation_flow import HOME, OTHER, SECRET, SUPPORT, desk  # noqa: F401
 
 ALICE = User("alice", "alice@univ.example", "Alice Martin", HOME)        # requester
 BOB = User("bob", "bob@univ.example", "Bob Durand", OTHER)               # requester elsewhere

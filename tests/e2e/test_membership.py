@@ -9,17 +9,15 @@ polls with a deadline (how fast it is, is measured by ``make bench``, not assert
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
-from services.routing import storage
-from services.routing.config import parse_config
 from services.routing.service import RoutingService
 from services.tickets.service import TicketsService
 from shared import db
-from tests.e2e.conftest import ALICE, MARC, ROOT, SECRET, Api, User, free_port
+from tests.e2e.conftest import ALICE, MARC, ROOT, SECRET, Api, User
+from tests.helpers import free_port, load_routing, wait_until
 
 NORA = User("nora", "nora@univ.example", "Nora Vidal")
 
@@ -36,15 +34,9 @@ MARC_ENTRY = {"user": "marc", "name": "Marc Leroy", "email": "marc@univ.example"
 NORA_ENTRY = {"user": "nora", "name": "Nora Vidal", "email": "nora@univ.example"}
 
 
-def eventually(predicate, what: str, timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+def eventually(predicate, what: str) -> Any:
+    """``wait_until`` with a 15 s deadline, polling every 20 ms."""
+    return wait_until(predicate, timeout=15.0, what=what, interval=0.02)
 
 
 @pytest.fixture
@@ -52,9 +44,7 @@ def both(container_factory, broker_uri, database_url, tickets_db, monkeypatch) -
     """(tickets, routing) on free ports, over CONFIG."""
     monkeypatch.setenv("GUICHET_JWT_SECRET", SECRET)
     with db.connect(database_url) as conn:
-        conn.execute("TRUNCATE routing.faq, routing.categories, routing.managers, routing.departments,"
-                     " routing.outbox, routing.round_robin, routing.tickets, routing.processed_events")
-        storage.replace_catalogue(conn, parse_config(CONFIG))
+        load_routing(conn, CONFIG)
     ports = {"tickets": free_port(), "routing": free_port()}
     config = {"AMQP_URI": broker_uri, "DATABASE_URL": database_url,
               "HTTP_ADDRESSES": {name: f"127.0.0.1:{port}" for name, port in ports.items()}}

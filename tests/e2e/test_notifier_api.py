@@ -12,7 +12,8 @@ import pytest
 
 from services.notifier.schemas import EMAIL_KINDS
 from services.notifier.service import NotifierService
-from tests.e2e.conftest import ALICE, BOB, SECRET, Api, free_port
+from tests.e2e.conftest import ALICE, BOB, SECRET, Api
+from tests.helpers import serve
 
 TICKET = str(uuid.uuid4())
 
@@ -31,13 +32,8 @@ def notifier(container_factory, broker_uri, database_url, pool, monkeypatch) -> 
                   start + timedelta(minutes=i)) for i in range(25)]
                 + [("bob", str(uuid.uuid4()), TICKET, 2000, "TicketRouted", "Pour Bob", "For Bob", start)],
             )
-    port = free_port()
-    container = container_factory(NotifierService, {
-        "AMQP_URI": broker_uri, "DATABASE_URL": database_url, "SMTP_URL": "",
-        "HTTP_ADDRESSES": {"notifier": f"127.0.0.1:{port}"},
-    })
-    container.start()
-    return Api(f"http://127.0.0.1:{port}")
+    return Api(serve(container_factory, NotifierService, "notifier", AMQP_URI=broker_uri, DATABASE_URL=database_url,
+                     SMTP_URL=""))
 
 
 def test_the_feed_pages_newest_first_and_counts_the_unread(notifier):

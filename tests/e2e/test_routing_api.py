@@ -21,10 +21,10 @@ import pytest
 import requests
 
 from services.routing import storage
-from services.routing.config import parse_config
 from services.routing.service import RoutingService
 from shared import db
-from tests.e2e.conftest import ALICE, MARC, MONA, OSCAR, ROOT, SECRET, Api, User, free_port
+from tests.e2e.conftest import ALICE, MARC, MONA, OSCAR, ROOT, SECRET, Api, User
+from tests.helpers import DROP, changed, chunks, load_routing, serve
 
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 
@@ -75,17 +75,9 @@ def routing(container_factory, broker_uri, database_url, monkeypatch) -> Routing
     """The routing service on a free port, over the catalogue of CONFIG."""
     monkeypatch.setenv("GUICHET_JWT_SECRET", SECRET)
     with db.connect(database_url) as conn:
-        conn.execute("TRUNCATE routing.faq, routing.categories, routing.managers, routing.departments,"
-                     " routing.outbox, routing.round_robin, routing.tickets, routing.processed_events")
-        storage.replace_catalogue(conn, parse_config(CONFIG))
-    port = free_port()
-    container = container_factory(RoutingService, {
-        "AMQP_URI": broker_uri,
-        "DATABASE_URL": database_url,
-        "HTTP_ADDRESSES": {"routing": f"127.0.0.1:{port}"},
-    })
-    container.start()
-    return RoutingApi(f"http://127.0.0.1:{port}", database_url)
+        load_routing(conn, CONFIG)
+    url = serve(container_factory, RoutingService, "routing", AMQP_URI=broker_uri, DATABASE_URL=database_url)
+    return RoutingApi(url, database_url)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -459,11 +451,6 @@ def test_an_unreadable_body(routing, case):
         refused(routing, name, status, data=data, content_type=content_type)
 
 
-def chunks(data: bytes, size: int = 64 * 1024):
-    for start in range(0, len(data), size):
-        yield data[start:start + size]
-
-
 @pytest.mark.parametrize("name", ["create category", "update department"])
 def test_a_ten_mb_chunked_body_is_413(routing, name):
     """Without Content-Length, the body is still cut at the limit."""
@@ -474,13 +461,6 @@ def test_a_chunked_body_is_read(routing):
     created = routing.post("/api/v1/categories", ROOT, data=chunks(json.dumps(NEW_CATEGORY).encode(), 16),
                            headers={"Content-Type": "application/json"})
     assert ok(created, 201)["id"] == "wifi"
-
-
-DROP = object()
-
-
-def changed(body: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in {**body, **changes}.items() if v is not DROP}
 
 
 def manager(**changes: Any) -> dict[str, Any]:

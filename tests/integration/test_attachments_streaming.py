@@ -12,7 +12,7 @@ from services.attachments.transfer import measure_transfer
 from shared import db
 from shared.auth import issue_token
 from shared.config import Settings
-from tests.e2e.conftest import free_port
+from tests.helpers import serve
 
 SIZE = 24 * 1024 * 1024
 SECRET = "streaming-test-secret-of-at-least-32-bytes"
@@ -23,13 +23,8 @@ def attachments_url(container_factory, broker_uri, database_url, tmp_path, monke
     monkeypatch.setenv("GUICHET_JWT_SECRET", SECRET)
     with db.connect(database_url) as conn:
         conn.execute("TRUNCATE attachments.files, attachments.processed_events")
-    port = free_port()
-    container = container_factory(AttachmentsService, {
-        "AMQP_URI": broker_uri, "DATABASE_URL": database_url, "HTTP_ADDRESSES": {"attachments": f"127.0.0.1:{port}"},
-        "ATTACHMENTS_DIR": str(tmp_path / "store"), "MAX_ATTACHMENT_BYTES": 32 * 1024 * 1024,
-    })
-    container.start()
-    return f"http://127.0.0.1:{port}"
+    return serve(container_factory, AttachmentsService, "attachments", AMQP_URI=broker_uri, DATABASE_URL=database_url,
+                 ATTACHMENTS_DIR=str(tmp_path / "store"), MAX_ATTACHMENT_BYTES=32 * 1024 * 1024)
 
 
 def test_a_24_mib_round_trip_never_holds_the_file_in_memory(attachments_url):

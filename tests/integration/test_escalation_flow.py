@@ -7,26 +7,22 @@ Also the fixtures of ``tests/e2e/test_escalation_api.py``.
 
 from __future__ import annotations
 
-import socket
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import eventlet
 import kombu
 import pytest
 from nameko.standalone.rpc import ServiceRpcClient
 from nameko.testing.services import entrypoint_waiter, replace_dependencies
 
 from services.escalation.service import EscalationService
-from services.routing import storage as routing_storage
-from services.routing.config import parse_config
 from services.routing.service import RoutingService
 from services.tickets.service import TicketsService
 from shared import db
 from shared.outbox import event_exchange
+from tests.helpers import free_port, load_routing, wait_until
 
 SECRET = "escalation-test-secret-of-at-least-32-bytes"
 HOME = "0540001A"  # alice's establishment: referents rene and rachel
@@ -54,10 +50,6 @@ ESCALATION_TABLES = (
     "escalation.settings, escalation.escalations, escalation.tickets, escalation.timers, escalation.team_managers,"
     " escalation.teams, escalation.categories, escalation.catalogue_revision, escalation.processed_events"
 )
-ROUTING_TABLES = (
-    "routing.faq, routing.categories, routing.managers, routing.departments, routing.outbox, routing.round_robin,"
-    " routing.tickets, routing.processed_events"
-)
 
 
 def person(login: str, establishment: str | None = HOME, admin: bool = False) -> dict[str, Any]:
@@ -68,23 +60,6 @@ def person(login: str, establishment: str | None = HOME, admin: bool = False) ->
 ALICE, BOB, RENE, RITA, SAM, MARC = (person("alice"), person("bob", OTHER), person("rene"), person("rita", OTHER),
                                      person("sam", None), person("marc", None))
 ROOT = person("root", None, admin=True)
-
-
-def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        eventlet.sleep(0.05)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class MovableClock:
@@ -156,8 +131,7 @@ def desk(container_factory, broker_uri, database_url, tickets_db, monkeypatch) -
     for routing's catalogue exists when routing announces it); both copies received."""
     monkeypatch.setenv("GUICHET_JWT_SECRET", SECRET)
     with db.connect(database_url) as conn:
-        conn.execute(f"TRUNCATE {ROUTING_TABLES}, {ESCALATION_TABLES}")
-        routing_storage.replace_catalogue(conn, parse_config(CONFIG))
+        load_routing(conn, CONFIG, ESCALATION_TABLES)
     ports = {"tickets": free_port(), "routing": free_port()}
     config = {"AMQP_URI": broker_uri, "DATABASE_URL": database_url, "ESCALATION_TICK_SECONDS": 0.1,
               "HTTP_ADDRESSES": {name: f"127.0.0.1:{port}" for name, port in ports.items()}}

@@ -4,23 +4,21 @@ delivered exactly once through outages, duplicates and poison messages."""
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from itertools import count
 
-import eventlet
 import kombu
 import pytest
-from aiosmtpd.controller import Controller
 from nameko.testing.services import entrypoint_waiter
 
 from services.notifier.service import NotifierService
 from shared.consumer import dead_letter_queue, ticket_events_queue
 from shared.events import EXCHANGE, SCHEMA_VERSIONS
 from shared.outbox import event_exchange
+from tests.helpers import SmtpServer, free_port, wait_until
 
 NOTIFIER_TABLES = (
     "notifier.processed_events, notifier.ticket_facts, notifier.people, notifier.team_managers, notifier.teams,"
@@ -40,67 +38,6 @@ SNAPSHOT = {
     "categories": [{"id": "ent-connexion", "label_fr": "Connexion à l'ENT", "label_en": "ENT login"}],
 }
 _positions = count(1)
-
-
-def wait_until(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        eventlet.sleep(0.05)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Inbox:
-    """An aiosmtpd handler keeping what it accepted; it can refuse addresses (5xx) and
-    answer the next few messages with a 4xx."""
-
-    def __init__(self) -> None:
-        self.messages: list = []
-        self.refused: dict[str, str] = {}
-        self.temporary_failures = 0
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address in self.refused:
-            return self.refused[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.temporary_failures > 0:
-            self.temporary_failures -= 1
-            return "451 4.3.0 Try again later"
-        self.messages.append(message_from_bytes(envelope.original_content, policy=policy.default))
-        return "250 2.0.0 OK"
-
-    def ids(self) -> list[str]:
-        return [m["Message-ID"] for m in self.messages]
-
-
-class SmtpServer:
-    """aiosmtpd on a fixed local port, which can be stopped and started again."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.inbox = Inbox()
-        self.controller: Controller | None = None
-
-    def start(self) -> None:
-        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
 
 
 @pytest.fixture

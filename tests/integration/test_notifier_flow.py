@@ -8,12 +8,11 @@ import pytest
 from nameko.standalone.rpc import ServiceRpcClient
 
 from services.notifier.service import NotifierService
-from services.routing import storage as routing_storage
-from services.routing.config import parse_config
 from services.routing.service import RoutingService
 from services.tickets.service import TicketsService
 from shared import db
-from tests.integration.test_notifier_delivery import SmtpServer, free_port, notifier_config, wait_until
+from tests.helpers import SmtpServer, free_port, load_routing, person, wait_until
+from tests.integration.test_notifier_delivery import NOTIFIER_TABLES, notifier_config
 
 CONFIG = {
     "departments": [
@@ -23,10 +22,6 @@ CONFIG = {
     "categories": [{"id": "ent-connexion", "label": "Problème de connexion", "department": "dnum-ent"}],
 }
 INTERNAL_NOTE = "NOTE-INTERNE-42 compte bloqué côté annuaire"
-
-
-def person(login):
-    return {"id": login, "name": login.title(), "email": f"{login}@univ.example", "establishment": "0540001A"}
 
 
 @pytest.fixture
@@ -40,12 +35,7 @@ def smtp():
 @pytest.fixture
 def services(container_factory, broker_uri, database_url, tickets_db, smtp):
     with db.connect(database_url) as conn:
-        conn.execute("TRUNCATE routing.faq, routing.categories, routing.managers, routing.departments,"
-                     " routing.outbox, routing.round_robin, routing.tickets, routing.processed_events")
-        conn.execute("TRUNCATE notifier.processed_events, notifier.ticket_facts, notifier.people,"
-                     " notifier.team_managers, notifier.teams, notifier.categories, notifier.catalogue_revision,"
-                     " notifier.feed_entries, notifier.delivery_attempts, notifier.emails, notifier.preferences")
-        routing_storage.replace_catalogue(conn, parse_config(CONFIG))
+        load_routing(conn, CONFIG, NOTIFIER_TABLES)
         conn.execute("INSERT INTO tickets.users (id, name, email, establishment) VALUES"
                      " ('ines', 'Ines', 'ines@univ.example', '0540001A')")
     config = notifier_config(broker_uri, database_url, SMTP_URL=f"smtp://127.0.0.1:{smtp.port}",

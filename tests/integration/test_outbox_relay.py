@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import defaultdict
 
 import eventlet
@@ -17,6 +16,7 @@ from services.tickets.commands import TicketCommands
 from shared.events import EventMessageSchema
 from shared.outbox import APPLICATION_NAME, OutboxRelay, event_exchange
 from tests.conftest import ROOT
+from tests.helpers import wait_until
 
 ALICE = domain.Actor("alice", "Alice Martin", "alice@univ.example")
 NEW_TICKET = {"category_id": "ent-connexion", "subject": "Connexion impossible", "description": "Rien."}
@@ -51,14 +51,6 @@ def all_event_ids(pool) -> list[str]:
 def unpublished(pool) -> int:
     with pool.connection() as conn:
         return conn.execute("SELECT count(*) AS n FROM tickets.outbox WHERE published_at IS NULL").fetchone()["n"]
-
-
-def wait_until(predicate, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        eventlet.sleep(0.05)
 
 
 def start_relay(database_url: str, broker_uri: str) -> subprocess.Popen:
@@ -102,7 +94,7 @@ def test_a_relay_killed_mid_batch_loses_nothing_when_restarted(tickets_db, datab
     holder.execute("SELECT 1 FROM tickets.outbox WHERE global_position > 450 FOR UPDATE")
     relay = start_relay(database_url, broker_uri)
     try:
-        wait_until(lambda: queue_depth(broker_uri) >= 500, what="the first 500 messages")
+        wait_until(lambda: queue_depth(broker_uri) >= 500, timeout=30.0, what="the first 500 messages")
         eventlet.sleep(0.3)
         assert queue_depth(broker_uri) == 500
         relay.send_signal(signal.SIGKILL)
@@ -123,8 +115,8 @@ def test_a_relay_killed_mid_batch_loses_nothing_when_restarted(tickets_db, datab
 
     relay = start_relay(database_url, broker_uri)
     try:
-        wait_until(lambda: unpublished(tickets_db) == 0, what="the restarted relay to catch up")
-        wait_until(lambda: queue_depth(broker_uri) == 1100, what="every message on the queue")
+        wait_until(lambda: unpublished(tickets_db) == 0, timeout=30.0, what="the restarted relay to catch up")
+        wait_until(lambda: queue_depth(broker_uri) == 1100, timeout=30.0, what="every message on the queue")
     except AssertionError:
         relay.kill()
         raise AssertionError(relay.communicate(timeout=10)[1].decode()[-3000:]) from None
@@ -151,20 +143,20 @@ def test_only_one_relay_publishes_and_a_standby_takes_over(tickets_db, database_
     commands = TicketCommands(tickets_db)
     threads = [eventlet.spawn(r.run) for r in relays]
     try:
-        wait_until(lambda: any(r.active for r in relays), what="a relay to become active")
+        wait_until(lambda: any(r.active for r in relays), timeout=30.0, what="a relay to become active")
         eventlet.sleep(0.5)
         assert sum(r.active for r in relays) == 1
         active = next(r for r in relays if r.active)
         standby = next(r for r in relays if not r.active)
 
         commands.execute("submit", ALICE, args=NEW_TICKET)
-        wait_until(lambda: queue_depth(broker_uri) == 1, what="the first event")
+        wait_until(lambda: queue_depth(broker_uri) == 1, timeout=30.0, what="the first event")
 
         active.stop()
         threads[relays.index(active)].wait()
-        wait_until(lambda: standby.active, what="the standby to take over")
+        wait_until(lambda: standby.active, timeout=30.0, what="the standby to take over")
         commands.execute("submit", ALICE, args=NEW_TICKET)
-        wait_until(lambda: queue_depth(broker_uri) == 2, what="the second event")
+        wait_until(lambda: queue_depth(broker_uri) == 2, timeout=30.0, what="the second event")
     finally:
         for relay in relays:
             relay.stop()

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from shared import db
+from tests.helpers import ROUTING_TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deploy" / "config" / "example.yaml"
@@ -24,10 +25,6 @@ EXAMPLE = ROOT / "deploy" / "config" / "example.yaml"
 CATALOGUE_TABLES = {
     "departments": "id", "managers": "department_id, establishment, user_id", "categories": "id", "faq": "id",
 }
-ALL_TABLES = (
-    "routing.faq, routing.categories, routing.managers, routing.departments, routing.outbox,"
-    " routing.round_robin, routing.tickets, routing.processed_events"
-)
 
 SMALL = textwrap.dedent("""\
     departments:
@@ -80,7 +77,7 @@ BAD = textwrap.dedent("""\
 def routing_db(database_url: str) -> str:
     """The test database, with empty routing tables."""
     with db.connect(database_url, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {ALL_TABLES} RESTART IDENTITY")
+        conn.execute(f"TRUNCATE {ROUTING_TABLES} RESTART IDENTITY")
     return database_url
 
 
@@ -184,7 +181,7 @@ def test_a_second_file_replaces_the_first_entirely(routing_db, tmp_path):
 
     # ...and loading the second file on an empty database gives the very same rows.
     with db.connect(routing_db, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {ALL_TABLES} RESTART IDENTITY")
+        conn.execute(f"TRUNCATE {ROUTING_TABLES} RESTART IDENTITY")
     assert load(routing_db, write(tmp_path, "small.yaml", SMALL)).returncode == 0
     assert rows(routing_db) == after
 

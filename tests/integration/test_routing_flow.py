@@ -1,7 +1,6 @@
 """Routing end to end through the broker: the tickets and routing services running for
 real, tickets filed over RPC, routed and assigned by routing's policies."""
 
-import time
 from collections import Counter
 
 import eventlet
@@ -10,12 +9,11 @@ import pytest
 from nameko.standalone.rpc import ServiceRpcClient
 from nameko.testing.services import entrypoint_waiter
 
-from services.routing import storage
-from services.routing.config import parse_config
 from services.routing.service import RoutingService
 from services.tickets.service import TicketsService
 from shared import db
 from shared.outbox import event_exchange
+from tests.helpers import load_routing, person, wait_until
 
 CONFIG = {
     "departments": [
@@ -41,27 +39,10 @@ CONFIG = {
 }
 
 
-def person(login, establishment="0540001A"):
-    return {"id": login, "name": login.title(), "email": f"{login}@univ.example", "establishment": establishment}
-
-
-def wait_until(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        eventlet.sleep(0.05)
-
-
 @pytest.fixture
 def services(container_factory, broker_uri, database_url, tickets_db):
     with db.connect(database_url) as conn:
-        conn.execute("TRUNCATE routing.faq, routing.categories, routing.managers, routing.departments,"
-                     " routing.outbox, routing.round_robin, routing.tickets, routing.processed_events")
-        storage.replace_catalogue(conn, parse_config(CONFIG))
+        load_routing(conn, CONFIG)
     config = {"AMQP_URI": broker_uri, "DATABASE_URL": database_url, "HTTP_ADDRESSES": {
         "tickets": "127.0.0.1:0", "routing": "127.0.0.1:0"}}
     tickets = container_factory(TicketsService, config)
@@ -184,6 +165,28 @@ def test_a_redelivered_ticket_submitted_routes_once(services, broker_uri, ticket
                                         serializer="json")
         types = Counter(h["type"] for h in rpc.history(person("alice"), ticket["id"]))
     assert types["TicketRouted"] == 1 and types["TicketAssigned"] == 1
+
+
+def test_a_redelivery_after_routing_died_mid_assignment_asks_for_the_same_assignee(services, broker_uri, tickets_db):
+    """Routing died after the assignment but before it recorded the event as handled:
+    the redelivered event replays ``route`` (whose stored answer has no assignee yet)
+    and must ask for the assignee it chose, though round robin has moved on since;
+    choosing again would reuse the idempotency key for another request."""
+    with ServiceRpcClient("tickets") as rpc:
+        ticket = file_ticket(rpc, "apogee")
+        assignee = settled(rpc, ticket["id"], status="IN_PROGRESS")["assignee"]["id"]
+        with tickets_db.connection() as conn:
+            row = conn.execute(
+                "SELECT payload, global_position FROM tickets.outbox WHERE routing_key = 'TicketSubmitted'"
+            ).fetchone()
+            conn.execute("DELETE FROM routing.processed_events WHERE event_id = %s", (row["payload"]["event_id"],))
+        with entrypoint_waiter(services, "on_ticket_event", timeout=10) as result:
+            with kombu.Connection(broker_uri) as conn:
+                conn.Producer().publish({**row["payload"], "global_position": row["global_position"]},
+                                        exchange=event_exchange(), routing_key="TicketSubmitted", serializer="json")
+        result.get()  # the worker raised nothing (IdempotencyKeyReused, before the decision was kept)
+        history = rpc.history(person("alice"), ticket["id"])
+    assert [h["data"]["assignee"]["id"] for h in history if h["type"] == "TicketAssigned"] == [assignee]
 
 
 def test_a_poison_event_goes_to_the_dead_letter_queue_and_routing_goes_on(services, broker_uri):

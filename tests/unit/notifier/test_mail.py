@@ -103,3 +103,43 @@ def test_an_unusable_address_is_refused():
                recipient=Person("x", "X", "not an address"))
     with pytest.raises(InvalidAddress):
         render("CommentAdded", {"comment_id": "c", "body": "b", "visibility": "public"}, recipient=Person("x"))
+
+
+def test_accented_names_and_subjects_are_encoded_words_that_read_back_the_same():
+    ines = Person("ines", "Inès Pétit-Œuvre", "ines@univ.example")
+    email, message = render("CommentAdded", {"comment_id": "c", "body": "b", "visibility": "public"}, recipient=ines,
+                            pic=picture("Accès refusé à l'ENT"))
+    head = email.raw.split(b"\r\n\r\n", 1)[0]
+    assert head.isascii()  # headers are 7-bit on the wire
+    assert message["To"].addresses[0].display_name == "Inès Pétit-Œuvre"
+    assert message["To"].addresses[0].addr_spec == "ines@univ.example"
+    assert message["Subject"] == "[Ticket n°53350] Accès refusé à l'ENT — Nouveau commentaire"
+    assert parts(message)[0].startswith("Bonjour Inès Pétit-Œuvre,")
+
+
+def test_a_line_too_long_for_8bit_is_sent_quoted_printable_and_reads_back_whole():
+    long_line = "é" * 2000
+    email, message = render("ClosureRequested", {"resolution": long_line})
+    assert max(len(line) for line in email.raw.split(b"\r\n")) <= 998
+    text, html = parts(message)
+    assert long_line in text and long_line in html
+    assert message.get_body(("plain",))["Content-Transfer-Encoding"] == "quoted-printable"
+
+
+def test_short_lines_go_as_8bit_utf8():
+    _, message = render("ClosureRequested", {"resolution": "Pilote réinstallé"})
+    plain = message.get_body(("plain",))
+    assert (plain["Content-Transfer-Encoding"], plain.get_content_charset()) == ("8bit", "utf-8")
+    assert "Pilote réinstallé" in parts(message)[0]
+
+
+def test_a_configured_sender_with_an_accented_name_is_encoded():
+    renderer = MailRenderer("https://guichet.univ.example/", "Guichet Université <assistance@univ.example>")
+    pic = picture()
+    content = describe("CommentAdded", {"comment_id": "c", "body": "b", "visibility": "public"},
+                       {"id": "marc", "name": "Marc Leroy", "kind": "user"}, pic, Recipient(ALICE, "requester", False),
+                       "fr", LABELS)
+    email = renderer.render(event_id=EVENT, event_type="CommentAdded", occurred_at=datetime(2025, 3, 4, 10, 0, tzinfo=UTC),
+                            ticket=pic, recipient=ALICE, content=content, language="fr")
+    sender = message_from_bytes(email.raw, policy=policy.default)["From"].addresses[0]
+    assert (sender.display_name, sender.addr_spec) == ("Guichet Université", "assistance@univ.example")
