@@ -4,8 +4,9 @@ with a plain-text part and an HTML part (user text escaped by autoescape).
 The MIME message is built with the ``email`` package's classic (``compat32``) classes:
 the same message as its newer ``EmailMessage`` API gives, in a tenth of the time (its
 header registry parses every header it is given, which was most of the notifier's
-time per email). Bodies are UTF-8, sent as 8bit, or quoted-printable when a line is
-too long for 8bit; non-ASCII headers are RFC 2047 encoded words, display names only.
+time per email). Bodies are UTF-8 in quoted-printable, so the message is 7-bit and any
+relay takes it, 8BITMIME or not; non-ASCII headers are RFC 2047 encoded words (in a
+From or To, the display name only).
 
 Threading: every email about a ticket answers the ticket's thread root
 ``<ticket-UUID@guichet>`` (``In-Reply-To`` and ``References``); the requester's
@@ -21,6 +22,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from email import charset as email_charset
+from email.header import Header
 from email.headerregistry import Address
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -69,11 +71,8 @@ WORDS = {
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
-_UTF8_8BIT = email_charset.Charset("utf-8")
-_UTF8_8BIT.body_encoding = None  # the body as it is (8bit)
 _UTF8_QP = email_charset.Charset("utf-8")
 _UTF8_QP.body_encoding = email_charset.QP
-MAX_8BIT_LINE = 900  # octets; RFC 5322 allows 998 a line
 _WIRE = compat32.clone(linesep="\r\n")
 
 
@@ -105,16 +104,19 @@ def subject_line(number: int, ticket_subject: str, what: str) -> str:
 
 
 def _text_part(text: str, subtype: str) -> MIMEText:
-    """A UTF-8 text part: 8bit, or quoted-printable if a line is too long for 8bit."""
-    too_long = any(len(line.encode()) > MAX_8BIT_LINE for line in text.splitlines())
-    part = MIMEText(text, subtype, _UTF8_QP if too_long else _UTF8_8BIT)
+    """A UTF-8 text part in quoted-printable."""
+    part = MIMEText(text, subtype, _UTF8_QP)
     del part["MIME-Version"]  # once, at the top, is enough
     return part
 
 
 def _address(name: str, addr_spec: str) -> str:
-    """``Name <addr>``, the name as an RFC 2047 encoded word when it is not ASCII."""
-    return formataddr((name, addr_spec), charset="utf-8")
+    """``Name <addr>``; a name that is not ASCII becomes encoded words of at most 75
+    characters each (RFC 2047), separated by spaces the header may fold at."""
+    if name.isascii():
+        return formataddr((name, addr_spec))
+    words = Header(name, "utf-8").encode(linesep="\n", maxlinelen=70).split("\n ")
+    return f"{' '.join(words)} <{addr_spec}>"
 
 
 def _quoted(text: str) -> str:
@@ -135,7 +137,10 @@ class MailRenderer:
         self.public_url = public_url.rstrip("/")
         host = urlsplit(self.public_url).hostname or "localhost"
         self.sender = sender or f"Guichet <noreply@{host}>"
-        self._from_header = _address(*parseaddr(self.sender))
+        name, address = parseaddr(self.sender)
+        if "@" not in address:
+            raise ValueError(f"MAIL_FROM {self.sender!r} has no address (quote a name with a comma in it)")
+        self._from_header = _address(name, address)
         self.env = Environment(
             loader=FileSystemLoader(TEMPLATES),
             autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),

@@ -122,7 +122,7 @@ class RoutingService(RoutingHttp):
         with self.backend.pool.connection() as conn:
             storage.first_time(conn, CONSUMER, event_id)
 
-    def assign(self, route: Route, ticket: dict[str, Any], event_id: str) -> None:
+    def assign(self, route: Route, ticket: dict[str, Any], event_id: str, reuse: bool = True) -> None:
         """Give the ticket to a manager of its team, per the team's policy.
 
         The decision is taken under the team's lock and written down, with the ticket
@@ -131,13 +131,16 @@ class RoutingService(RoutingHttp):
         round trip. If the ticket refuses the assignment, the tentative load is taken
         back. If routing dies in between, the redelivered event finds the decision and
         asks for the same assignee under the same idempotency key: the tickets service
-        then appends one assignment, whether or not the first call reached it.
+        then appends one assignment, whether or not the first call reached it. Should the
+        ticket refuse that assignee now (no longer a manager, say), routing chooses again,
+        once (a refusal leaves the idempotency key unused).
         """
         ticket_id = ticket["id"]
         with self.backend.pool.connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_team_lock(route.team),))
-            assignee = storage.decided_assignee(conn, event_id)
-            if assignee is not None:
+            assignee = storage.decided_assignee(conn, event_id) if reuse else None
+            reused = assignee is not None
+            if reused:
                 log.info("assignment already decided", team=route.team, assignee=assignee)
             else:
                 catalogue = storage.current_catalogue(conn)
@@ -159,3 +162,5 @@ class RoutingService(RoutingHttp):
             log.warning("assignment refused by the ticket", assignee=assignee, error=str(exc))
             with self.backend.pool.connection() as conn:
                 storage.uncount_tentative(conn, ticket_id, assignee, ticket["version"])
+            if reused:
+                self.assign(route, ticket, event_id, reuse=False)

@@ -254,7 +254,9 @@ def decided_assignee(conn: psycopg.Connection, event_id: str) -> str | None:
 
 def record_decision(conn: psycopg.Connection, event_id: str, ticket_id: str, team: str, user_id: str) -> None:
     conn.execute(
-        "INSERT INTO routing.assignment_decisions (event_id, ticket_id, team, assignee_id) VALUES (%s, %s, %s, %s)",
+        "INSERT INTO routing.assignment_decisions (event_id, ticket_id, team, assignee_id) VALUES (%s, %s, %s, %s)"
+        " ON CONFLICT (event_id) DO UPDATE SET team = EXCLUDED.team, assignee_id = EXCLUDED.assignee_id,"
+        " decided_at = now()",
         (event_id, ticket_id, team, user_id),
     )
 

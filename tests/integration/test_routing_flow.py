@@ -189,6 +189,34 @@ def test_a_redelivery_after_routing_died_mid_assignment_asks_for_the_same_assign
     assert [h["data"]["assignee"]["id"] for h in history if h["type"] == "TicketAssigned"] == [assignee]
 
 
+def test_a_kept_decision_the_ticket_now_refuses_is_made_again(services, broker_uri, tickets_db):
+    """As if routing died after deciding but before its call reached the tickets service,
+    and the chosen manager left the team meanwhile: the redelivered event asks for the
+    kept assignee, is refused, and routing chooses again under the same key."""
+    with ServiceRpcClient("tickets") as rpc:
+        ticket = file_ticket(rpc, "apogee")
+        first = settled(rpc, ticket["id"], status="IN_PROGRESS")["assignee"]["id"]
+        with tickets_db.connection() as conn:
+            row = conn.execute(
+                "SELECT payload, global_position FROM tickets.outbox WHERE routing_key = 'TicketSubmitted'"
+            ).fetchone()
+            event_id = row["payload"]["event_id"]
+            conn.execute("DELETE FROM routing.processed_events WHERE event_id = %s", (event_id,))
+            conn.execute("DELETE FROM tickets.idempotency_keys WHERE key = %s", (f"assign:{event_id}",))
+            conn.execute("UPDATE routing.assignment_decisions SET assignee_id = 'zoe' WHERE event_id = %s", (event_id,))
+        with entrypoint_waiter(services, "on_ticket_event", timeout=10) as result:
+            with kombu.Connection(broker_uri) as conn:
+                conn.Producer().publish({**row["payload"], "global_position": row["global_position"]},
+                                        exchange=event_exchange(), routing_key="TicketSubmitted", serializer="json")
+        result.get()
+        assigned = [h["data"]["assignee"]["id"] for h in rpc.history(person("alice"), ticket["id"])
+                    if h["type"] == "TicketAssigned"]
+    with tickets_db.connection() as conn:
+        kept = conn.execute("SELECT assignee_id FROM routing.assignment_decisions WHERE event_id = %s",
+                            (event_id,)).fetchone()["assignee_id"]
+    assert assigned[0] == first and assigned[-1] == kept and kept in {"ana", "cyl"} and kept != first
+
+
 def test_a_poison_event_goes_to_the_dead_letter_queue_and_routing_goes_on(services, broker_uri):
     """An event routing can never handle (no ticket summary) ends in
     ``routing.ticket-events.dead-letters`` with its error, and the next ticket routes."""
