@@ -9,10 +9,11 @@ the middle of requests, relay batches, routing RPCs, feed transactions and SMTP
 sessions), and started again.
 
 Afterwards: one ticket per request; each routed and assigned exactly once; every email
-the notifier queued was delivered, each exactly once. The one duplicate the design
-allows (the SMTP server accepted a message and the sender was killed before its
-COMMIT; ``services.notifier.sender``) is accepted only where the delivery log shows
-that attempt cut short.
+the notifier queued was delivered, each exactly once but for the one case no sender to
+an outside SMTP server can close: the server accepted the message and the sender was
+killed before its COMMIT (``services.notifier.sender``). Such a resend carries the same
+``Message-ID``, and is accepted only where the delivery log shows that attempt cut
+short, at most one per kill of the notifier.
 """
 
 from __future__ import annotations
@@ -238,5 +239,6 @@ def test_killing_every_service_in_turn_loses_no_ticket_and_doubles_no_email(desk
         tickets_db, "SELECT email_id FROM notifier.delivery_attempts WHERE error = 'cut short'")}
     doubled = {message_id for message_id, n in received.items() if n > 1}
     assert all(received[m] == 2 and queued[m]["id"] in cut_short for m in doubled), (doubled, cut_short)
-    assert len(doubled) <= 1  # the window is a few microseconds wide: more would be a bug
+    # One sender sends one email at a time: each kill of the notifier can cut short one send.
+    assert len(doubled) <= KILLS.count("notifier")
     assert sum(desk.starts.values()) == len(SERVICES) + len(KILLS)
