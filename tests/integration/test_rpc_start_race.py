@@ -1,4 +1,6 @@
-"""A call made before the reply listener's first connection must not kill the service.
+"""``shared.nameko_deps.ServiceRpc``: a call made before the reply listener's first
+connection must not kill the service, and the reply queue is not declared again before
+every call.
 
 Nameko checks for lost replies on every connection of its reply listener, the first one
 included; a worker that starts with the container (a timer, a waiting event) can register
@@ -72,3 +74,25 @@ def test_stock_nameko_never_finishes_starting_in_that_case(container_factory, br
     caller = container_factory(StockCaller, {"AMQP_URI": broker_uri})
     with pytest.raises(eventlet.Timeout), eventlet.Timeout(5):
         caller.start()
+
+
+def test_the_reply_queue_is_declared_once_per_connection_not_before_every_call(
+    container_factory, broker_uri, monkeypatch
+):
+    declared: list[str] = []
+    declare = nameko_deps._ReplyQueue.declare
+
+    def counting(self, *args, **kwargs):
+        declared.append(self.name)
+        return declare(self, *args, **kwargs)
+
+    monkeypatch.setattr(nameko_deps._ReplyQueue, "declare", counting)
+    container_factory(Echo, {"AMQP_URI": broker_uri}).start()
+    container_factory(Caller, {"AMQP_URI": broker_uri}).start()
+    from nameko.standalone.rpc import ServiceRpcClient
+
+    with ServiceRpcClient("caller", timeout=15) as client:
+        for n in range(20):
+            assert client.relay(f"n°{n}") == f"n°{n}"
+    # the listener's own, and the first call on each pooled connection (it was before each of the 20)
+    assert 1 <= len(declared) <= 6
