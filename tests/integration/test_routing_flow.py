@@ -150,19 +150,29 @@ def test_moving_a_ticket_reroutes_it_and_frees_it_from_an_assignee_of_the_old_te
     assert history[-3:] == ["TicketMoved", "TicketRouted", "TicketReleased"], history
 
 
+def submitted_event(pool) -> dict:
+    """The (only) ``TicketSubmitted`` message the tickets service published."""
+    with pool.connection() as conn:
+        row = conn.execute(
+            "SELECT payload, global_position FROM tickets.outbox WHERE routing_key = 'TicketSubmitted'"
+        ).fetchone()
+    return {**row["payload"], "global_position": row["global_position"]}
+
+
+def redeliver(routing, broker_uri, message) -> None:
+    """Publish ``message`` again and wait for routing's worker; raises what it raised."""
+    with entrypoint_waiter(routing, "on_ticket_event", timeout=10) as result:
+        with kombu.Connection(broker_uri) as conn:
+            conn.Producer().publish(message, exchange=event_exchange(), routing_key=message["event_type"],
+                                    serializer="json")
+    result.get()
+
+
 def test_a_redelivered_ticket_submitted_routes_once(services, broker_uri, tickets_db):
     with ServiceRpcClient("tickets") as rpc:
         ticket = file_ticket(rpc, "apogee")
         settled(rpc, ticket["id"], status="IN_PROGRESS")
-        with tickets_db.connection() as conn:
-            row = conn.execute(
-                "SELECT payload, global_position FROM tickets.outbox WHERE routing_key = 'TicketSubmitted'"
-            ).fetchone()
-        duplicate = {**row["payload"], "global_position": row["global_position"]}
-        with entrypoint_waiter(services, "on_ticket_event", timeout=10):
-            with kombu.Connection(broker_uri) as conn:
-                conn.Producer().publish(duplicate, exchange=event_exchange(), routing_key="TicketSubmitted",
-                                        serializer="json")
+        redeliver(services, broker_uri, submitted_event(tickets_db))
         types = Counter(h["type"] for h in rpc.history(person("alice"), ticket["id"]))
     assert types["TicketRouted"] == 1 and types["TicketAssigned"] == 1
 
@@ -175,16 +185,10 @@ def test_a_redelivery_after_routing_died_mid_assignment_asks_for_the_same_assign
     with ServiceRpcClient("tickets") as rpc:
         ticket = file_ticket(rpc, "apogee")
         assignee = settled(rpc, ticket["id"], status="IN_PROGRESS")["assignee"]["id"]
+        message = submitted_event(tickets_db)
         with tickets_db.connection() as conn:
-            row = conn.execute(
-                "SELECT payload, global_position FROM tickets.outbox WHERE routing_key = 'TicketSubmitted'"
-            ).fetchone()
-            conn.execute("DELETE FROM routing.processed_events WHERE event_id = %s", (row["payload"]["event_id"],))
-        with entrypoint_waiter(services, "on_ticket_event", timeout=10) as result:
-            with kombu.Connection(broker_uri) as conn:
-                conn.Producer().publish({**row["payload"], "global_position": row["global_position"]},
-                                        exchange=event_exchange(), routing_key="TicketSubmitted", serializer="json")
-        result.get()  # the worker raised nothing (IdempotencyKeyReused, before the decision was kept)
+            conn.execute("DELETE FROM routing.processed_events WHERE event_id = %s", (message["event_id"],))
+        redeliver(services, broker_uri, message)  # raised IdempotencyKeyReused before the decision was kept
         history = rpc.history(person("alice"), ticket["id"])
     assert [h["data"]["assignee"]["id"] for h in history if h["type"] == "TicketAssigned"] == [assignee]
 
@@ -196,19 +200,13 @@ def test_a_kept_decision_the_ticket_now_refuses_is_made_again(services, broker_u
     with ServiceRpcClient("tickets") as rpc:
         ticket = file_ticket(rpc, "apogee")
         first = settled(rpc, ticket["id"], status="IN_PROGRESS")["assignee"]["id"]
+        message = submitted_event(tickets_db)
+        event_id = message["event_id"]
         with tickets_db.connection() as conn:
-            row = conn.execute(
-                "SELECT payload, global_position FROM tickets.outbox WHERE routing_key = 'TicketSubmitted'"
-            ).fetchone()
-            event_id = row["payload"]["event_id"]
             conn.execute("DELETE FROM routing.processed_events WHERE event_id = %s", (event_id,))
             conn.execute("DELETE FROM tickets.idempotency_keys WHERE key = %s", (f"assign:{event_id}",))
             conn.execute("UPDATE routing.assignment_decisions SET assignee_id = 'zoe' WHERE event_id = %s", (event_id,))
-        with entrypoint_waiter(services, "on_ticket_event", timeout=10) as result:
-            with kombu.Connection(broker_uri) as conn:
-                conn.Producer().publish({**row["payload"], "global_position": row["global_position"]},
-                                        exchange=event_exchange(), routing_key="TicketSubmitted", serializer="json")
-        result.get()
+        redeliver(services, broker_uri, message)
         assigned = [h["data"]["assignee"]["id"] for h in rpc.history(person("alice"), ticket["id"])
                     if h["type"] == "TicketAssigned"]
     with tickets_db.connection() as conn:
