@@ -74,10 +74,9 @@ def handle_ticket_event(conn: psycopg.Connection, event: Envelope, renderer: Mai
     recipient who wants one; returns how many were told, None for an event seen before."""
     ticket_id = event.ticket["id"]
     with conn.transaction():
-        if not storage.first_time(conn, event.event_id):
+        if not storage.first_time_locked(conn, event.event_id, ticket_id):
             log.info("event already handled", event_id=event.event_id)
             return None
-        storage.lock_ticket(conn, ticket_id)
         storage.record_facts(conn, ticket_id, event.stream_version,
                              rules.facts_of(event.event_type, event.data, event.ticket))
         storage.remember_people(conn, rules.people_in(event.event_type, event.data, event.ticket))
@@ -94,8 +93,7 @@ def handle_ticket_event(conn: psycopg.Connection, event: Envelope, renderer: Mai
         if not told:
             return 0
         ids = [r.person.id for r in told]
-        known = storage.people(conn, ids)
-        prefs = storage.preferences(conn, ids)
+        known, prefs = storage.directory(conn, ids)
         labels = storage.labels(conn, team_ids, [event.data.get("category_id")])
         feed: list[storage.FeedEntry] = []
         emails: list[storage.QueuedEmail] = []

@@ -27,21 +27,18 @@ CONSUMER = "notifier"
 EMAILS_CHANNEL = "notifier_emails"  # NOTIFY'd when emails are queued: wakes the sender
 
 
-def first_time(conn: psycopg.Connection, event_id: str, consumer: str = CONSUMER) -> bool:
-    """Record that ``consumer`` handles ``event_id``; False if it already had."""
+def first_time_locked(conn: psycopg.Connection, event_id: str, ticket_id: str) -> bool:
+    """Record that the notifier handles ``event_id`` and, if it had not, take the
+    ticket's lock until the transaction ends (one event of a ticket at a time, so an
+    event sees the facts of the one handled just before it); False if it had. One
+    round trip."""
+    key = int.from_bytes(hashlib.sha256(f"notifier-ticket:{ticket_id}".encode()).digest()[:7], "big")
     row = conn.execute(
-        "INSERT INTO notifier.processed_events (consumer, event_id) VALUES (%s, %s) ON CONFLICT DO NOTHING"
-        " RETURNING 1 AS new",
-        (consumer, event_id),
+        "WITH new AS (INSERT INTO notifier.processed_events (consumer, event_id) VALUES (%s, %s)"
+        " ON CONFLICT DO NOTHING RETURNING 1) SELECT pg_advisory_xact_lock(%s) FROM new",
+        (CONSUMER, event_id, key),
     ).fetchone()
     return row is not None
-
-
-def lock_ticket(conn: psycopg.Connection, ticket_id: str) -> None:
-    """Handle one event of a ticket at a time (until the transaction ends), so an event
-    sees the facts of the one handled just before it."""
-    key = int.from_bytes(hashlib.sha256(f"notifier-ticket:{ticket_id}".encode()).digest()[:7], "big")
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
 
 
 # -- ticket facts ---------------------------------------------------------------------------
@@ -90,11 +87,19 @@ def remember_people(conn: psycopg.Connection, people: Iterable[Person]) -> None:
         )
 
 
-def people(conn: psycopg.Connection, ids: Iterable[str]) -> dict[str, Person]:
+def directory(conn: psycopg.Connection, ids: Iterable[str]) -> tuple[dict[str, Person], dict[str, Preferences]]:
+    """What the directory knows of each person (name, address), and each one's
+    preferences (the defaults for those who never set any), in one query."""
     rows = conn.execute(
-        "SELECT user_id, name, email FROM notifier.people WHERE user_id = ANY(%s)", (list(ids),)
+        "SELECT u.id, p.name, p.email, p.user_id IS NOT NULL AS known, pr.language, pr.email_off"
+        " FROM unnest(%s::text[]) AS u(id) LEFT JOIN notifier.people p ON p.user_id = u.id"
+        " LEFT JOIN notifier.preferences pr ON pr.user_id = u.id",
+        (list(ids),),
     ).fetchall()
-    return {r["user_id"]: Person(r["user_id"], r["name"], r["email"]) for r in rows}
+    known = {r["id"]: Person(r["id"], r["name"], r["email"]) for r in rows if r["known"]}
+    prefs = {r["id"]: Preferences(r["language"], frozenset(r["email_off"])) if r["language"] else Preferences()
+             for r in rows}
+    return known, prefs
 
 
 # -- the copy of routing's catalogue ----------------------------------------------------------
@@ -153,16 +158,14 @@ def teams_routing_assigns(conn: psycopg.Connection, team_ids: Iterable[str | Non
 
 
 def labels(conn: psycopg.Connection, team_ids: Iterable[str | None], category_ids: Iterable[str | None]) -> Labels:
-    teams = conn.execute(
-        "SELECT id, label_fr, label_en FROM notifier.teams WHERE id = ANY(%s)", ([t for t in team_ids if t],)
-    ).fetchall()
-    categories = conn.execute(
-        "SELECT id, label_fr, label_en FROM notifier.categories WHERE id = ANY(%s)",
-        ([c for c in category_ids if c],),
+    rows = conn.execute(
+        "SELECT 'team' AS kind, id, label_fr, label_en FROM notifier.teams WHERE id = ANY(%s)"
+        " UNION ALL SELECT 'category', id, label_fr, label_en FROM notifier.categories WHERE id = ANY(%s)",
+        ([t for t in team_ids if t], [c for c in category_ids if c]),
     ).fetchall()
     return Labels(
-        {r["id"]: (r["label_fr"], r["label_en"]) for r in teams},
-        {r["id"]: (r["label_fr"], r["label_en"]) for r in categories},
+        {r["id"]: (r["label_fr"], r["label_en"]) for r in rows if r["kind"] == "team"},
+        {r["id"]: (r["label_fr"], r["label_en"]) for r in rows if r["kind"] == "category"},
     )
 
 
