@@ -7,9 +7,10 @@ again for the same ticket is a no-op), then appends ``AttachmentAdded``. This se
 consumes ``AttachmentAdded`` (the claim is confirmed) and ``AttachmentRemoved`` (the
 blob is deleted unless another upload shares it) from a durable queue on
 ``tickets.events``, idempotently; a message it can never read goes to the dead-letter
-queue ``attachments.ticket-events.dead-letters`` (``shared.consumer``). A claim whose ``AttachmentAdded`` never came (a
-crash in between) blocks nothing: the same ticket may claim it again at once, another
-once the claim's lease has passed, and the sweep settles it with the tickets service.
+queue ``attachments.ticket-events.dead-letters`` (``shared.consumer``). A claim whose
+``AttachmentAdded`` never came (a crash in between) blocks nothing: the same ticket may
+claim it again at once, another once the claim's lease has passed, and the sweep
+settles it with the tickets service.
 
 Who may download is not copied here: the tickets service, which owns the rules (who
 sees the ticket, internal files for managers and admins), answers per download

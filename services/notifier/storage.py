@@ -8,7 +8,7 @@ import binascii
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -97,8 +97,7 @@ def directory(conn: psycopg.Connection, ids: Iterable[str]) -> tuple[dict[str, P
         (list(ids),),
     ).fetchall()
     known = {r["id"]: Person(r["id"], r["name"], r["email"]) for r in rows if r["known"]}
-    prefs = {r["id"]: Preferences(r["language"], frozenset(r["email_off"])) if r["language"] else Preferences()
-             for r in rows}
+    prefs = {r["id"]: Preferences.of(r) for r in rows}
     return known, prefs
 
 
@@ -177,6 +176,12 @@ class Preferences:
     language: str = "fr"
     email_off: frozenset[str] = frozenset()
 
+    @classmethod
+    def of(cls, row: dict[str, Any] | None) -> Preferences:
+        """From a ``notifier.preferences`` row (``language``, ``email_off``); the
+        defaults where there is none."""
+        return cls(row["language"], frozenset(row["email_off"])) if row and row["language"] else cls()
+
 
 def preferences(conn: psycopg.Connection, ids: Iterable[str]) -> dict[str, Preferences]:
     """Each person's preferences (the defaults for those who never set any)."""
@@ -184,8 +189,8 @@ def preferences(conn: psycopg.Connection, ids: Iterable[str]) -> dict[str, Prefe
     rows = conn.execute(
         "SELECT user_id, language, email_off FROM notifier.preferences WHERE user_id = ANY(%s)", (wanted,)
     ).fetchall()
-    found = {r["user_id"]: Preferences(r["language"], frozenset(r["email_off"])) for r in rows}
-    return {i: found.get(i, Preferences()) for i in wanted}
+    found = {r["user_id"]: r for r in rows}
+    return {i: Preferences.of(found.get(i)) for i in wanted}
 
 
 def save_preferences(conn: psycopg.Connection, user_id: str, language: str | None,
@@ -210,7 +215,7 @@ def save_preferences(conn: psycopg.Connection, user_id: str, language: str | Non
 
 
 @dataclass(frozen=True)
-class FeedEntry:
+class FeedEntry:  # fields in the order of the INSERT's columns
     user_id: str
     event_id: str
     ticket_id: str
@@ -229,8 +234,7 @@ def add_feed_entries(conn: psycopg.Connection, entries: list[FeedEntry]) -> None
         cur.executemany(
             "INSERT INTO notifier.feed_entries (user_id, event_id, ticket_id, ticket_number, event_type, summary_fr,"
             " summary_en, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id, user_id) DO NOTHING",
-            [(e.user_id, e.event_id, e.ticket_id, e.ticket_number, e.event_type, e.summary_fr, e.summary_en,
-              e.created_at) for e in entries],
+            [astuple(e) for e in entries],
         )
 
 
@@ -314,7 +318,7 @@ def mark_all_read(conn: psycopg.Connection, user_id: str) -> int:
 
 
 @dataclass(frozen=True)
-class QueuedEmail:
+class QueuedEmail:  # fields in the order of the INSERT's columns
     event_id: str
     recipient_id: str
     ticket_id: str
@@ -336,8 +340,7 @@ def queue_emails(conn: psycopg.Connection, emails: list[QueuedEmail]) -> int:
             "INSERT INTO notifier.emails (event_id, recipient_id, ticket_id, ticket_number, event_type,"
             " event_occurred_at, to_address, message_id, message) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT DO NOTHING RETURNING id",
-            [(e.event_id, e.recipient_id, e.ticket_id, e.ticket_number, e.event_type, e.occurred_at, e.to_address,
-              e.message_id, e.raw) for e in emails],
+            [astuple(e) for e in emails],
             returning=True,
         )
         while True:

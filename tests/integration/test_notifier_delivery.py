@@ -240,7 +240,8 @@ def test_without_smtp_emails_are_written_as_eml_files(container_factory, broker_
     assert message["Message-ID"] == f"<ticket-{ticket.id}@guichet>"
     html = message.get_body(("html",)).get_content()
     assert "&lt;b&gt;Imprimante&lt;/b&gt; &amp; scanner" in html and f'href="{PUBLIC_URL}/tickets/{ticket.id}"' in html
-    assert [e["status"] for e in emails(notifier_db)] == ["sent"]
+    # The file is written before the row is marked sent (in the same transaction as the claim).
+    wait_until(lambda: [e["status"] for e in emails(notifier_db)] == ["sent"], what="the email marked sent")
 
 
 def test_an_email_kind_turned_off_still_reaches_the_feed(container_factory, broker_uri, database_url, notifier_db,
