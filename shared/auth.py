@@ -143,3 +143,12 @@ def issue_token(
     if private_key:
         return jwt.encode(claims, private_key, algorithm="RS256")
     return jwt.encode(claims, settings.jwt_secret or DEV_JWT_SECRET, algorithm="HS256")
+
+
+def token_for(settings: Settings, identity: Identity, ttl_seconds: int = 300) -> str:
+    """A short-lived token a backend-for-frontend (the portal) sends to the services on
+    behalf of a signed-in person; the services check it like any other token."""
+    return issue_token(
+        settings, sub=identity.login, email=identity.email, name=identity.name,
+        establishment=identity.establishment, admin=identity.is_admin, ttl_seconds=ttl_seconds,
+    )

@@ -33,7 +33,7 @@ class Settings:
             max_attachment_bytes=int(env.get("MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024)),
             jwt_secret=env.get("GUICHET_JWT_SECRET") or None,
             jwt_public_key=env.get("GUICHET_JWT_PUBLIC_KEY") or None,
-            public_url=env.get("PUBLIC_URL", "http://localhost:8000").rstrip("/"),
+            public_url=env.get("PUBLIC_URL", "http://localhost:8005").rstrip("/"),
             log_format=env.get("LOG_FORMAT", "auto"),
             log_level=env.get("LOG_LEVEL", "info"),
         )
