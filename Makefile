@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install services migrate bench lint clean
+.PHONY: run test install services migrate bench lint clean image lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test]" --constraint constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -39,3 +39,16 @@ clean:
 ## Throughput and latency against the raw PostgreSQL limit (prints a table, writes bench/results/latest.json).
 bench: install services
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+## The container image (Containerfile), with whichever of buildah, podman or docker is installed.
+IMAGE ?= guichet:dev
+image:
+	@tool=$$(for t in buildah podman docker; do command -v $$t >/dev/null && echo $$t && break; done); \
+	if [ -z "$$tool" ]; then echo "make image: install buildah, podman or docker"; exit 2; fi; \
+	if [ "$$tool" = buildah ]; then buildah bud -f Containerfile -t $(IMAGE) .; \
+	else $$tool build -f Containerfile -t $(IMAGE) .; fi
+
+## The exact versions `make install` and the image install (constraints.txt), from pyproject.toml.
+lock: install
+	$(BIN)/python -m pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --strip-extras --extra test --no-emit-index-url --no-emit-find-links -o constraints.txt pyproject.toml
