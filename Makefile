@@ -31,7 +31,7 @@ test: install services
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/python -m ruff check . || echo "ruff is not installed: $(BIN)/pip install ruff"
+	$(BIN)/python -m ruff check .
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis
