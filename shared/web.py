@@ -223,8 +223,11 @@ class ProblemWebServer(WebServer):
         service = self.container.service_name
         return parse_address(addresses.get(service) or http_address(service))
 
-    def get_wsgi_app(self) -> WsgiApp:
-        return ProblemWsgiApp(self)
+    def get_wsgi_app(self) -> Any:
+        from shared.config import Settings  # CORS for ENT frontends on other origins (shared/cors.py)
+        from shared.cors import with_cors
+
+        return with_cors(ProblemWsgiApp(self), Settings.from_env().cors_allowed_origins)
 
     def process_request(self, sock: Any, address: Any) -> None:
         # The WSGI server writes headers and body in separate sends; with Nagle on, the
