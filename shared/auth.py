@@ -243,21 +243,29 @@ class KeySet:
 
     def key(self, kid: str | None, alg: str) -> Any:
         """The public key ``kid`` names, for a token signed with ``alg``; ``Unauthenticated`` otherwise."""
-        if not isinstance(kid, str) or not kid or len(kid) > 200:
+        if kid is not None and (not isinstance(kid, str) or not kid or len(kid) > 200):
             raise Unauthenticated("the token's header must name its key (kid)")
         with self._lock:
             if not self._fetched_at or time.monotonic() - self._fetched_at > self.max_age:
                 self._refresh()
-            elif kid not in self._keys and self._may_refetch():
+            elif self._find(kid, alg) is None and self._may_refetch():
                 log.info("unknown key id: fetching the issuer's keys again", issuer=self.issuer, kid=kid)
                 self._refresh()
-            found = self._keys.get(kid)
+            found = self._find(kid, alg)
         if found is None:
             raise Unauthenticated("the token is signed with a key the issuer does not publish")
         key, algorithms = found
         if alg not in algorithms:
-            raise Unauthenticated(f"the key {kid} does not sign with {alg}")
+            raise Unauthenticated(f"the key {kid or ''} does not sign with {alg}")
         return key
+
+    def _find(self, kid: str | None, alg: str) -> tuple[Any, set[str]] | None:
+        if kid is not None:
+            return self._keys.get(kid)
+        # No kid: allowed while the issuer publishes a single key for this algorithm
+        # (OpenID Connect Core 10.1), as some providers do.
+        candidates = [found for found in self._keys.values() if alg in found[1]]
+        return candidates[0] if len(candidates) == 1 else None
 
     def _may_refetch(self) -> bool:
         now = time.monotonic()
@@ -277,8 +285,9 @@ class KeySet:
             return
         keys: dict[str, tuple[Any, set[str]]] = {}
         for jwk in document.get("keys") or []:
-            if not isinstance(jwk, dict) or jwk.get("use", "sig") != "sig" or not isinstance(jwk.get("kid"), str):
+            if not isinstance(jwk, dict) or jwk.get("use", "sig") != "sig":
                 continue
+            kid = jwk.get("kid") if isinstance(jwk.get("kid"), str) else f"#{len(keys)}"
             try:
                 public = jwt.PyJWK(jwk).key
             except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
@@ -287,7 +296,7 @@ class KeySet:
             if isinstance(jwk.get("alg"), str):
                 algorithms &= {jwk["alg"]}
             if algorithms:
-                keys[jwk["kid"]] = (public, algorithms)
+                keys[kid] = (public, algorithms)
         self._keys = keys
         self._fetched_at = time.monotonic()
         log.info("issuer keys fetched", issuer=self.issuer, kids=sorted(keys))

@@ -9,6 +9,9 @@ browser test can start the same ones.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import io
 import os
 import secrets
 import shutil
@@ -25,6 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 from cryptography.hazmat.primitives import serialization
@@ -51,6 +55,12 @@ def wait_for_port(port: int, timeout: float = 30.0, what: str = "server", proces
     raise AssertionError(f"{what} did not listen on port {port} within {timeout} s")
 
 
+def _answer(start_response: Any, status: str, body: str) -> list[bytes]:
+    data = body.encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
 def _stop(process: subprocess.Popen) -> None:
     """Stop a server this module started, by its PID."""
     if process.poll() is None:
@@ -72,29 +82,71 @@ class OidcProvider:
     ``users`` maps a ``sub`` to its claims; the login form takes any ``sub``.
     """
 
-    def __init__(self, users: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    def __init__(self, users: Mapping[str, Mapping[str, Any]] | None = None, *, require_pkce: bool = True) -> None:
         import oidc_provider_mock
         from authlib import jose
         from werkzeug.serving import make_server
 
         self._jose = jose
+        # Public clients (no secret, PKCE only) as Keycloak allows them; the mock's grant
+        # accepts only client secrets, and PKCE is checked by the wrapper below.
+        from oidc_provider_mock import _app
+
+        _app.AuthorizationCodeGrant.TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+        # Its ID tokens name their key (kid), as Keycloak's do, so a rotation is visible.
+        if not getattr(_app.OpenIDCode, "_names_kid", False):
+            get_jwt_config = _app.OpenIDCode.get_jwt_config
+
+            def with_kid(code: Any, grant: Any, client: Any = None) -> dict[str, Any]:
+                config = get_jwt_config(code, grant, client)
+                return {**config, "kid": config["key"].get("kid")}
+
+            _app.OpenIDCode.get_jwt_config = with_kid
+            _app.OpenIDCode._names_kid = True
         self.app = oidc_provider_mock.app(
             user_claims=[oidc_provider_mock.User(sub=sub, claims=dict(claims)) for sub, claims in (users or {}).items()],
         )
         self.storage = self._storage()
+        self.require_pkce = require_pkce
+        self._challenges: dict[str, str | None] = {}
         self.published: list[Any] = []
         self.jwks_fetches = 0
         self.rotate()
         inner = self.app.wsgi_app
 
         def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
+            path = environ.get("PATH_INFO")
             # The mock publishes only its current key; a real provider keeps the previous
             # one published during a rotation, so the JWKS is served from here.
-            if environ.get("PATH_INFO") == "/jwks":
+            if path == "/jwks":
                 self.jwks_fetches += 1
-                body = jose.KeySet(list(self.published)).as_json().encode()
-                start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-                return [body]
+                return _answer(start_response, "200 OK", jose.KeySet(list(self.published)).as_json())
+            # The mock does not check PKCE (RFC 7636): this wrapper does, as a real provider.
+            if path == "/oauth2/authorize":
+                query = parse_qs(environ.get("QUERY_STRING", ""))
+                challenge, method = query.get("code_challenge", [None])[0], query.get("code_challenge_method", [None])[0]
+                if self.require_pkce and (not challenge or method != "S256"):
+                    return _answer(start_response, "400 Bad Request", '{"error": "invalid_request"}')
+
+                def remember_code(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                    location = dict(headers).get("Location", "")
+                    code = parse_qs(urlsplit(location).query).get("code", [None])[0]
+                    if code:
+                        self._challenges[code] = challenge
+                    return start_response(status, headers, exc_info)
+
+                return inner(environ, remember_code)
+            if path == "/oauth2/token" and environ.get("REQUEST_METHOD") == "POST":
+                body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+                form = parse_qs(body.decode())
+                code, verifier = form.get("code", [None])[0], form.get("code_verifier", [None])[0]
+                challenge = self._challenges.pop(code, None) if code else None
+                if challenge is not None or self.require_pkce:
+                    expected = base64.urlsafe_b64encode(hashlib.sha256((verifier or "").encode()).digest()).rstrip(b"=")
+                    if not verifier or challenge is None or expected.decode() != challenge:
+                        return _answer(start_response, "400 Bad Request",
+                                       '{"error": "invalid_grant", "error_description": "PKCE verification failed"}')
+                environ["wsgi.input"] = io.BytesIO(body)
             return inner(environ, start_response)
 
         self.app.wsgi_app = wsgi
@@ -161,6 +213,7 @@ class OidcProvider:
 
 @contextmanager
 def oidc_provider(users: Mapping[str, Mapping[str, Any]] | None = None) -> Iterator[OidcProvider]:
+    """``OidcProvider`` as a context manager (for fixtures)."""
     with OidcProvider(users) as provider:
         yield provider
 

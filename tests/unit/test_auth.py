@@ -295,3 +295,14 @@ def test_without_a_signing_key_the_portal_signs_with_the_shared_secret():
     assert portal_jwks(settings) == {"keys": []}
     person = Identity("ines", "ines@univ.example")
     assert TokenVerifier(settings).verify(bearer(token_for(settings, person))) == person
+
+
+def test_a_token_without_kid_is_checked_only_while_the_issuer_publishes_one_key():
+    one, two = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2))
+    published = [json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(one.public_key()))]
+    keys = KeySet(jwks_url="https://idp.example/jwks", refetch_per_minute=0, fetch=lambda url: {"keys": published})
+    assert keys.key(None, "RS256") is not None
+    published.append(json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(two.public_key())))
+    keys = KeySet(jwks_url="https://idp.example/jwks", refetch_per_minute=0, fetch=lambda url: {"keys": published})
+    with pytest.raises(Unauthenticated):
+        keys.key(None, "RS256")  # which one? refused rather than guessed
