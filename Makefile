@@ -24,7 +24,7 @@ migrate: install services
 ## (On first start, loads the example university + ENT configuration of deploy/config/.)
 run: migrate
 	$(BIN)/guichet config load --if-empty deploy/config/example.yaml
-	$(BIN)/guichet run
+	GUICHET_ENV=development $(BIN)/guichet run
 
 ## The whole suite, against the real PostgreSQL and RabbitMQ.
 test: install services

@@ -74,6 +74,12 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     if unknown:
         log.error("unknown service", services=unknown, known=sorted(available))
         return 2
+    from shared.auth import IdentityMisconfigured, refuse_to_start
+
+    try:
+        refuse_to_start(settings)  # one clear line instead of a traceback per service
+    except IdentityMisconfigured:
+        return 1
     config.setup(settings.nameko_config())
     runner = ServiceRunner()
     for name in names:

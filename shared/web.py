@@ -202,9 +202,10 @@ def _allow(exc: HTTPException) -> dict[str, str]:
     return {"Allow": ", ".join(valid)} if valid else {}
 
 
-# Bearer tokens may be long (up to MAX_TOKEN_BYTES): let header lines up to 16 KiB reach
-# the application, which answers 401 for an oversized token instead of eventlet's bare 400.
-eventlet_wsgi.MAX_HEADER_LINE = 16 * 1024
+# Bearer tokens may be long (up to MAX_TOKEN_BYTES): let header lines as long as all the
+# headers together may be (eventlet's 64 KiB) reach the application, which answers 401
+# for an oversized token instead of eventlet's bare 400.
+eventlet_wsgi.MAX_HEADER_LINE = eventlet_wsgi.MAX_TOTAL_HEADER_SIZE
 
 # Each service has its own port (ARCHITECTURE.md), so several can share a process.
 DEFAULT_PORTS = {"tickets": 8000, "routing": 8001, "notifier": 8002, "attachments": 8003, "escalation": 8004}
@@ -223,8 +224,11 @@ class ProblemWebServer(WebServer):
         service = self.container.service_name
         return parse_address(addresses.get(service) or http_address(service))
 
-    def get_wsgi_app(self) -> WsgiApp:
-        return ProblemWsgiApp(self)
+    def get_wsgi_app(self) -> Any:
+        from shared.config import Settings  # CORS for ENT frontends on other origins (shared/cors.py)
+        from shared.cors import with_cors
+
+        return with_cors(ProblemWsgiApp(self), Settings.from_env().cors_allowed_origins)
 
     def process_request(self, sock: Any, address: Any) -> None:
         # The WSGI server writes headers and body in separate sends; with Nagle on, the

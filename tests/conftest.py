@@ -14,6 +14,10 @@ import eventlet  # noqa: E402
 eventlet.monkey_patch()
 
 import os  # noqa: E402
+
+# Services started by the tests without a key of their own accept the development
+# secret, as under `make run`; the fail-closed tests remove this (shared/auth.py).
+os.environ.setdefault("GUICHET_ENV", "development")
 import socket  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402

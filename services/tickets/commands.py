@@ -336,7 +336,18 @@ class TicketCommands:
             {"key": key},
         ).fetchone()
         if row is None:
-            raise UnknownUser(f"nobody known as {key}", field)
+            # Someone who never signed in may be in the university's directory (503 if it is down).
+            from shared.directory import find_person
+
+            person = find_person(key)
+            if person is None:
+                raise UnknownUser(f"nobody known as {key}", field)
+            conn.execute(
+                "INSERT INTO tickets.users (id, name, email, establishment) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (id) DO NOTHING",
+                (person.login, person.name, person.email, person.establishment),
+            )
+            return User(person.login, person.name, person.email)
         return User(row["id"], row["name"], row["email"])
 
     # -- idempotency
