@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
 from shared.auth import Unauthenticated
+from shared.failures import TRANSIENT_TYPES, DependencyUnavailable, is_transient, retry_after
 
 log = structlog.stdlib.get_logger("guichet.http")
 
@@ -57,6 +58,16 @@ def problem(status: int, detail: str, errors: Mapping[str, Any] | None = None,
     if errors:
         body["errors"] = errors
     return Response(json.dumps(body, ensure_ascii=False), status=status, mimetype=PROBLEM, headers=headers)
+
+
+def unavailable(exc: BaseException) -> Response:
+    """503 with ``Retry-After`` for a transient failure (``shared.failures``): the database,
+    the broker or another service is away; the client may send the same request again."""
+    wait = retry_after(exc)
+    log.warning("dependency unavailable", error=f"{type(exc).__name__}: {exc}"[:300], retry_after=wait)
+    # A dependency's name is fine to tell; a database error's text is not.
+    detail = str(exc) if isinstance(exc, DependencyUnavailable) else "a service this one needs is unavailable, try again shortly"
+    return problem(503, detail, headers={"Retry-After": str(wait)})
 
 
 def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -244,7 +255,8 @@ class ApiHandler(HttpRequestHandler):
     errors: tuple[tuple[type[BaseException], int], ...] = ()
 
     def __init__(self, method: str, url: str, **kwargs: Any) -> None:
-        kwargs.setdefault("expected_exceptions", (HttpProblem, Unauthenticated) + tuple(e for e, _ in self.errors))
+        kwargs.setdefault("expected_exceptions",
+                          (HttpProblem, Unauthenticated, *TRANSIENT_TYPES) + tuple(e for e, _ in self.errors))
         super().__init__(method, url, **kwargs)
 
     def check_signature(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -264,6 +276,8 @@ class ApiHandler(HttpRequestHandler):
                 return problem(status, str(exc), errors)
         if isinstance(exc, HTTPException):
             return problem(exc.code or 400, exc.description or "")
+        if is_transient(exc):
+            return unavailable(exc)
         log.error("unexpected error", exc_info=exc)
         return problem(500, "an unexpected error occurred; it has been logged")
 
