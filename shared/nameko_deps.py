@@ -13,14 +13,16 @@ import amqp.exceptions as amqp_exceptions
 import eventlet
 import kombu
 import structlog
+from eventlet.greenpool import GreenPool
 from nameko import config
 from nameko import rpc as nameko_rpc
 from nameko.amqp import consume as nameko_consume
 from nameko.extensions import DependencyProvider
+from nameko.web.handlers import HttpRequestHandler
 from psycopg_pool import ConnectionPool
 
 from shared import db
-from shared.failures import as_transient, is_transient
+from shared.failures import TransientFailure, as_transient, is_transient
 from shared.outbox import OutboxRelay
 
 log = structlog.stdlib.get_logger("guichet.nameko")
@@ -160,6 +162,71 @@ class _ReplyListener(nameko_rpc.ReplyListener):
     def check_for_lost_replies(self) -> None:
         if self.consumer.ready.is_set():
             super().check_for_lost_replies()
+
+
+def worker_counts(service: str, default: int, env: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """``(workers, http_workers)`` for ``service``: ``<SERVICE>_MAX_WORKERS`` workers for
+    RPC, events and timers (default: Nameko's ``max_workers``, 10), and
+    ``<SERVICE>_HTTP_WORKERS`` for HTTP requests (default: as many)."""
+    env = os.environ if env is None else env
+
+    def number(key: str, fallback: int) -> int:
+        value = env.get(key, "").strip()
+        if not value:
+            return fallback
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"{key} must be a whole number of at least 1, not {value!r}")
+        return int(value)
+
+    workers = number(f"{service.upper()}_MAX_WORKERS", default)
+    return workers, number(f"{service.upper()}_HTTP_WORKERS", workers)
+
+
+HTTP_QUEUE_SECONDS = 5.0  # an HTTP request waits this long for a worker, then gets 503
+
+
+class WorkersBusy(TransientFailure):
+    """Every HTTP worker stayed busy while this request waited."""
+
+
+class WorkerPools:
+    """Stands in for a Nameko container's worker pool: HTTP requests in one green pool,
+    everything else (RPC, events, timers) in another, so a flood of requests cannot
+    starve the consumers (nor a backlog of events the HTTP API). Nameko's container
+    only calls ``spawn`` and ``waitall`` on its pool."""
+
+    def __init__(self, workers: int, http_workers: int, queue_seconds: float = HTTP_QUEUE_SECONDS) -> None:
+        self.other = GreenPool(workers)
+        self.http = GreenPool(http_workers)
+        self.queue_seconds = queue_seconds
+
+    def spawn(self, fn: Callable[..., Any], worker_ctx: Any, *args: Any) -> Any:
+        if not isinstance(worker_ctx.entrypoint, HttpRequestHandler):
+            return self.other.spawn(fn, worker_ctx, *args)
+        if self.http.free() == 0:
+            with eventlet.Timeout(self.queue_seconds, False):
+                while self.http.free() == 0:
+                    eventlet.sleep(0.02)
+            if self.http.free() == 0:
+                raise WorkersBusy("every worker is busy, try again shortly", 1)
+        return self.http.spawn(fn, worker_ctx, *args)
+
+    def waitall(self) -> None:
+        self.http.waitall()
+        self.other.waitall()
+
+    def running(self) -> int:
+        return self.http.running() + self.other.running()
+
+
+def install_worker_pools(container: Any) -> None:
+    """Give ``container`` separate HTTP and other worker pools, sized per service from the
+    environment (``worker_counts``). Called by the HTTP server's setup, before any worker."""
+    if isinstance(container._worker_pool, WorkerPools):
+        return
+    workers, http_workers = worker_counts(container.service_name, container.max_workers)
+    container.max_workers = workers + http_workers
+    container._worker_pool = WorkerPools(workers, http_workers)
 
 
 class Rpc(nameko_rpc.Rpc):
