@@ -6,8 +6,10 @@ The ticket events a service follows reach its durable queue ``<service>.ticket-e
 What happens to a message depends on how its handler ends:
 
 - it succeeded: ack;
-- a transient failure (PostgreSQL or the broker unreachable, a serialization failure):
-  requeued after a short pause, to be tried again;
+- a transient failure (``shared.failures.is_transient``: PostgreSQL or the broker
+  unreachable, a dead pooled connection, another service's transient error or timeout,
+  a serialization failure): requeued after a pause that doubles while failures go on
+  (up to ``TRANSIENT_PAUSE_MAX`` seconds), to be tried again; never dead-lettered;
 - anything else (a body that is not JSON, an unknown event type, data its schema
   refuses, or a bug): the message can never be handled, so it goes to the dead-letter
   queue ``<service>.ticket-events.dead-letters`` with its error in the headers
@@ -16,8 +18,9 @@ What happens to a message depends on how its handler ends:
   dead-letters it itself (the queue's ``x-dead-letter-exchange``), without the error
   text, which is then in the logs.
 
-Operators read the dead letters in the RabbitMQ console, fix the cause, and move them
-back (a shovel) to be handled again; the notifier skips those it had already handled.
+Operators list the dead letters (``guichet dead-letters list SERVICE``), fix the cause,
+and move them back (``guichet dead-letters replay SERVICE``) to be handled again; every
+consumer skips those it had already handled.
 """
 
 from __future__ import annotations
@@ -27,26 +30,17 @@ from typing import Any
 
 import eventlet
 import kombu
-import kombu.exceptions
-import psycopg
 import structlog
 from nameko.messaging import Consumer
 
 from shared.events import EXCHANGE as TICKET_EVENTS
+from shared.failures import backoff, is_transient
 from shared.outbox import event_exchange
 
 log = structlog.stdlib.get_logger("guichet.consumer")
 
-TRANSIENT_PAUSE_SECONDS = 1.0
-
-# Failures worth trying again: the message is fine, a server is not.
-TRANSIENT: tuple[type[BaseException], ...] = (
-    psycopg.OperationalError,  # connection lost, pool timeout, serialization failure, deadlock
-    psycopg.InterfaceError,
-    kombu.exceptions.OperationalError,
-    ConnectionError,
-    TimeoutError,
-)
+TRANSIENT_PAUSE_SECONDS = 0.5  # the first pause after a transient failure
+TRANSIENT_PAUSE_MAX = 10.0
 
 
 def dead_letter_exchange(service: str) -> kombu.Exchange:
@@ -73,6 +67,7 @@ class TicketEventConsumer(Consumer):
 
     def __init__(self, service: str, event_types: tuple[str, ...] = (), **kwargs: Any) -> None:
         self.service = service
+        self.failures_in_a_row = 0  # transient ones, for the backoff
         super().__init__(ticket_events_queue(service, event_types), requeue_on_error=True, **kwargs)
 
     def setup(self) -> None:
@@ -87,11 +82,14 @@ class TicketEventConsumer(Consumer):
 
     def handle_message_processed(self, message: Any, result: Any = None, exc_info: Any = None) -> None:
         if exc_info is None:
+            self.failures_in_a_row = 0
             self.consumer.ack_message(message)
-        elif issubclass(exc_info[0], TRANSIENT):
+        elif is_transient(exc_info[1]):
+            self.failures_in_a_row += 1
+            pause = backoff(self.failures_in_a_row, TRANSIENT_PAUSE_SECONDS, TRANSIENT_PAUSE_MAX)
             log.warning("transient failure, message requeued", error=str(exc_info[1]),
-                        error_type=exc_info[0].__name__)
-            eventlet.sleep(TRANSIENT_PAUSE_SECONDS)  # do not spin while a server is down
+                        error_type=exc_info[0].__name__, retry_in=pause)
+            eventlet.sleep(pause)  # do not spin while a server is down
             self.consumer.requeue_message(message)
         else:
             self.dead_letter(message, exc_info[1])

@@ -68,18 +68,31 @@ def connect(url: str, **kwargs: object) -> psycopg.Connection:
     return psycopg.connect(url, row_factory=dict_row, **kwargs)
 
 
+# A request waits this long for a free pooled connection (``DB_POOL_TIMEOUT``), and a new
+# connection this long for the server (``DB_CONNECT_TIMEOUT``): during an outage a
+# request fails fast with a transient error (503) instead of holding a worker for 30 s.
+POOL_TIMEOUT_SECONDS = float(os.environ.get("DB_POOL_TIMEOUT", "5"))
+CONNECT_TIMEOUT_SECONDS = int(os.environ.get("DB_CONNECT_TIMEOUT", "5"))
+
+
 def create_pool(url: str, *, min_size: int = 2, max_size: int = 10, name: str = "guichet") -> ConnectionPool:
     """An opened pool of autocommit connections whose rows are dictionaries.
 
     Autocommit: a single statement needs no BEGIN/COMMIT round trips; code that needs
     several statements to be atomic says so with ``conn.transaction()``.
+
+    Each connection is checked as it leaves the pool (an empty query): one that died
+    while idle (a PostgreSQL restart, a failover, an idle reaper, ``pg_terminate_backend``)
+    is thrown away and replaced, instead of failing the next request that takes it.
     """
     pool = ConnectionPool(
         url,
         min_size=min_size,
         max_size=max_size,
         name=name,
-        kwargs={"row_factory": dict_row, "autocommit": True},
+        kwargs={"row_factory": dict_row, "autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        check=ConnectionPool.check_connection,
+        timeout=POOL_TIMEOUT_SECONDS,
         open=False,
     )
     pool.open(wait=True, timeout=30)

@@ -4,12 +4,16 @@ codes in one table. No client input may produce a 500 or a traceback."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
+import threading
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+import eventlet
 import structlog
 from eventlet import wsgi as eventlet_wsgi
 from marshmallow import Schema, ValidationError
@@ -20,6 +24,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
 from shared.auth import Unauthenticated
+from shared.failures import TRANSIENT_TYPES, DependencyUnavailable, is_transient, retry_after
 
 log = structlog.stdlib.get_logger("guichet.http")
 
@@ -28,8 +33,8 @@ PROBLEM = "application/problem+json"
 
 TITLES = {
     400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 409: "Conflict", 412: "Precondition Failed",
-    413: "Content Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content",
+    405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 412: "Precondition Failed",
+    413: "Content Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content", 429: "Too Many Requests",
     500: "Internal Server Error", 503: "Service Unavailable",
 }
 
@@ -59,6 +64,16 @@ def problem(status: int, detail: str, errors: Mapping[str, Any] | None = None,
     return Response(json.dumps(body, ensure_ascii=False), status=status, mimetype=PROBLEM, headers=headers)
 
 
+def unavailable(exc: BaseException) -> Response:
+    """503 with ``Retry-After`` for a transient failure (``shared.failures``): the database,
+    the broker or another service is away; the client may send the same request again."""
+    wait = retry_after(exc)
+    log.warning("dependency unavailable", error=f"{type(exc).__name__}: {exc}"[:300], retry_after=wait)
+    # A dependency's name is fine to tell; a database error's text is not.
+    detail = str(exc) if isinstance(exc, DependencyUnavailable) else "a service this one needs is unavailable, try again shortly"
+    return problem(503, detail, headers={"Retry-After": str(wait)})
+
+
 def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     return Response(
         json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
@@ -67,10 +82,9 @@ def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | 
 
 
 def readiness(pool: Any, amqp_uri: str) -> dict[str, str]:
-    """What ``/readyz`` checks in every service: PostgreSQL answers through the service's
-    pool, and RabbitMQ accepts a connection; ``"ok"`` or why not, per check."""
-    import kombu
-
+    """What ``/readyz`` checks in every service, cheaply: PostgreSQL answers on one of the
+    pool's existing connections, and the broker connection kept for these checks is
+    alive (one heartbeat frame; opened again only when it died); ``"ok"`` or why not."""
     checks = {}
     try:
         with pool.connection(timeout=2) as conn:
@@ -78,13 +92,44 @@ def readiness(pool: Any, amqp_uri: str) -> dict[str, str]:
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         checks["database"] = f"unreachable: {type(exc).__name__}"
-    try:
-        with kombu.Connection(amqp_uri, connect_timeout=2) as conn:
-            conn.ensure_connection(max_retries=1)
-        checks["broker"] = "ok"
-    except Exception as exc:  # noqa: BLE001
-        checks["broker"] = f"unreachable: {type(exc).__name__}"
+    checks["broker"] = _broker_probe(amqp_uri).check()
     return checks
+
+
+class BrokerProbe:
+    """One AMQP connection per broker URI, kept open for readiness checks: a check is a
+    heartbeat frame written on it, not a new TCP and AMQP handshake per probe."""
+
+    def __init__(self, amqp_uri: str) -> None:
+        import kombu
+
+        self.connection = kombu.Connection(amqp_uri, connect_timeout=2, heartbeat=0)
+        self._lock = threading.Lock()
+
+    def check(self) -> str:
+        with self._lock:
+            try:
+                if self.connection.connected:
+                    self.connection.connection.send_heartbeat()
+                    self.connection.connection.drain_events(timeout=0)  # reads a close the broker sent
+                else:
+                    self.connection.ensure_connection(max_retries=1, timeout=2)
+                return "ok"
+            except TimeoutError:  # nothing to read: alive
+                return "ok"
+            except Exception as exc:  # noqa: BLE001 - any failure means not ready
+                self.connection.collect()  # forget the dead socket; the next check reconnects
+                return f"unreachable: {type(exc).__name__}"
+
+
+_probes: dict[str, BrokerProbe] = {}
+
+
+def _broker_probe(amqp_uri: str) -> BrokerProbe:
+    probe = _probes.get(amqp_uri)
+    if probe is None:
+        probe = _probes.setdefault(amqp_uri, BrokerProbe(amqp_uri))
+    return probe
 
 
 def readiness_response(checks: Mapping[str, str]) -> Response:
@@ -174,13 +219,33 @@ def _messages(messages: Any) -> dict[str, list[str]]:
 
 
 class ProblemWsgiApp(WsgiApp):
-    """Unknown paths and wrong methods answer problem+json too."""
+    """Unknown paths and wrong methods answer problem+json too; ``/healthz`` is answered
+    here, and request bodies are received here (``BodyGuard``), before any worker."""
+
+    def __init__(self, server: Any, guard: BodyGuard | None = None) -> None:
+        super().__init__(server)
+        self.guard = guard or BodyGuard()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            # Liveness: the process serves HTTP. Answered without a worker and without
+            # touching a dependency, so busy workers or a database away never make
+            # Kubernetes restart a healthy pod.
+            return json_response({"status": "ok"})(environ, start_response)
         if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
             # eventlet decodes chunked bodies but does not say so; without this flag
             # werkzeug would hand the application an empty body.
             environ["wsgi.input_terminated"] = True
+        try:
+            with self.guard.receive(environ):
+                return self.dispatch(environ, start_response)
+        except HttpProblem as exc:
+            _give_up_body(environ)
+            return problem(exc.status, exc.detail, headers={**exc.headers, "Connection": "close"})(
+                environ, start_response)
+
+    def dispatch(self, environ: dict[str, Any], start_response: Any) -> Any:
+        """Route the request to its entrypoint (a Nameko worker)."""
         request = Request(environ, shallow=True)
         adapter = self.url_map.bind_to_environ(environ)
         try:
@@ -195,6 +260,118 @@ class ProblemWsgiApp(WsgiApp):
         except HTTPException as exc:
             response = problem(exc.code or 500, exc.description or "", headers=_allow(exc))
         return response(environ, start_response)
+
+
+def _env_number(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    return float(value) if value else default
+
+
+class BodyGuard:
+    """Receives request bodies before a worker is spent on them, within bounds.
+
+    A client that announces a body and sends it slowly (or never) must not hold a
+    worker: a body up to ``buffer_limit`` bytes (every JSON body) is read here, in the
+    connection's green thread, within ``timeout`` seconds in all (408 after that), then
+    handed to the application from memory. Larger bodies (uploads, streamed to disk by
+    the attachments service) go on to the worker as a stream, each read bounded by the
+    server's socket timeout. Either way, at most ``per_client`` bodies are received at
+    once per client address (429) and ``total`` in all (503), so slow clients cannot
+    take every connection either. Settings: ``HTTP_BODY_TIMEOUT``,
+    ``HTTP_BODIES_PER_CLIENT``, ``HTTP_BODIES_TOTAL``.
+    """
+
+    def __init__(self, *, timeout: float | None = None, per_client: int | None = None, total: int | None = None,
+                 buffer_limit: int = MAX_BODY_BYTES) -> None:
+        self.timeout = timeout if timeout is not None else _env_number("HTTP_BODY_TIMEOUT", 10.0)
+        self.per_client = int(per_client if per_client is not None else _env_number("HTTP_BODIES_PER_CLIENT", 4))
+        self.total = int(total if total is not None else _env_number("HTTP_BODIES_TOTAL", 64))
+        self.buffer_limit = buffer_limit
+        self.receiving: Counter[str] = Counter()
+
+    def receive(self, environ: dict[str, Any]) -> Any:
+        """A context in which the request's body, if any, has been received (or is being
+        streamed within the bounds); raises ``HttpProblem`` when a bound is hit."""
+        return _Receiving(self, environ)
+
+    def _admit(self, client: str) -> None:
+        if self.receiving[client] >= self.per_client:
+            raise HttpProblem(429, "too many requests from this client are sending a body at once",
+                              headers={"Retry-After": "1"})
+        if sum(self.receiving.values()) >= self.total:
+            raise HttpProblem(503, "too many request bodies are being received, try again shortly",
+                              headers={"Retry-After": "1"})
+        self.receiving[client] += 1
+
+    def _release(self, client: str) -> None:
+        self.receiving[client] -= 1
+        if self.receiving[client] <= 0:
+            del self.receiving[client]
+
+    def _read_all(self, environ: dict[str, Any], length: int | None) -> bytes:
+        stream = environ["wsgi.input"]
+        limit = self.buffer_limit + 1 if length is None else length
+        parts: list[bytes] = []
+        received = 0
+        try:
+            with eventlet.Timeout(self.timeout):
+                while received < limit:
+                    chunk = stream.read(min(64 * 1024, limit - received))
+                    if not chunk:
+                        break
+                    parts.append(chunk)
+                    received += len(chunk)
+        except eventlet.Timeout:
+            raise HttpProblem(408, f"the request body did not arrive within {self.timeout:g} s") from None
+        except (OSError, ValueError):  # the client went away, or sent a broken chunk
+            raise HttpProblem(400, "the request body could not be read") from None
+        return b"".join(parts)
+
+
+def _give_up_body(environ: dict[str, Any]) -> None:
+    """Do not let eventlet read the rest of a refused body to keep the connection: that
+    would wait on the slow client again. Told ``Connection: close``, the client closes; a
+    client that sends more anyway gets its connection closed as unreadable."""
+    original = environ.get("eventlet.input") or environ.get("wsgi.input")
+    if getattr(original, "content_length", None) is not None and hasattr(original, "position"):
+        original.position = original.content_length
+    if hasattr(original, "chunked_input"):
+        original.chunked_input = False
+
+
+class _Receiving:
+    def __init__(self, guard: BodyGuard, environ: dict[str, Any]) -> None:
+        self.guard = guard
+        self.environ = environ
+        self.client: str | None = None
+
+    def __enter__(self) -> None:
+        environ, guard = self.environ, self.guard
+        chunked = environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise HttpProblem(400, "Content-Length is not a number") from None
+        if length <= 0 and not chunked:
+            return
+        self.client = environ.get("REMOTE_ADDR") or "?"
+        guard._admit(self.client)
+        if chunked or length <= guard.buffer_limit:
+            try:
+                body = guard._read_all(environ, None if chunked else length)
+            finally:
+                # Received: the slot is free again; a streamed body keeps it until answered.
+                guard._release(self.client)
+                self.client = None
+            environ["wsgi.input"] = io.BytesIO(body)
+            if chunked:
+                environ["CONTENT_LENGTH"] = str(len(body))
+                environ.pop("HTTP_TRANSFER_ENCODING", None)
+                environ.pop("wsgi.input_terminated", None)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.client is not None:
+            self.guard._release(self.client)
 
 
 def _allow(exc: HTTPException) -> dict[str, str]:
@@ -218,6 +395,19 @@ def http_address(service: str, env: Mapping[str, str] | None = None) -> str:
 
 
 class ProblemWebServer(WebServer):
+    """Nameko's web server with timeouts, problem+json, liveness without a worker, and
+    HTTP requests in a worker pool of their own (``shared.nameko_deps.WorkerPools``).
+
+    ``HTTP_READ_TIMEOUT`` (default 15 s) bounds each read from a client once its request
+    began; ``HTTP_IDLE_TIMEOUT`` (default 30 s) how long a kept-alive connection may wait
+    for its next request. A connection past either is closed."""
+
+    def setup(self) -> None:
+        from shared.nameko_deps import install_worker_pools
+
+        super().setup()
+        install_worker_pools(self.container)
+
     @property
     def bind_addr(self) -> Any:
         addresses = config.get("HTTP_ADDRESSES") or {}
@@ -229,6 +419,12 @@ class ProblemWebServer(WebServer):
         from shared.cors import with_cors
 
         return with_cors(ProblemWsgiApp(self), Settings.from_env().cors_allowed_origins)
+
+    def get_wsgi_server(self, sock: Any, wsgi_app: Any, protocol: Any = None, debug: bool = False) -> Any:
+        server = super().get_wsgi_server(sock, wsgi_app, **({"protocol": protocol} if protocol else {}), debug=debug)
+        server.socket_timeout = _env_number("HTTP_READ_TIMEOUT", 15.0)
+        server.keepalive = _env_number("HTTP_IDLE_TIMEOUT", 30.0)
+        return server
 
     def process_request(self, sock: Any, address: Any) -> None:
         # The WSGI server writes headers and body in separate sends; with Nagle on, the
@@ -248,7 +444,8 @@ class ApiHandler(HttpRequestHandler):
     errors: tuple[tuple[type[BaseException], int], ...] = ()
 
     def __init__(self, method: str, url: str, **kwargs: Any) -> None:
-        kwargs.setdefault("expected_exceptions", (HttpProblem, Unauthenticated) + tuple(e for e, _ in self.errors))
+        kwargs.setdefault("expected_exceptions",
+                          (HttpProblem, Unauthenticated, *TRANSIENT_TYPES) + tuple(e for e, _ in self.errors))
         super().__init__(method, url, **kwargs)
 
     def check_signature(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -268,6 +465,8 @@ class ApiHandler(HttpRequestHandler):
                 return problem(status, str(exc), errors)
         if isinstance(exc, HTTPException):
             return problem(exc.code or 400, exc.description or "")
+        if is_transient(exc):
+            return unavailable(exc)
         log.error("unexpected error", exc_info=exc)
         return problem(500, "an unexpected error occurred; it has been logged")
 
@@ -282,6 +481,8 @@ class ServiceProbes:
 
     @ApiHandler.decorator("GET", "/healthz")
     def healthz(self, request: Request) -> Response:
+        # Answered by ProblemWsgiApp before it reaches a worker; kept as a route so the
+        # OpenAPI document and the URL map know it.
         return json_response({"status": "ok"})
 
     @ApiHandler.decorator("GET", "/readyz")

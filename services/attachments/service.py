@@ -27,7 +27,6 @@ from typing import Any
 import eventlet
 import structlog
 from nameko.exceptions import RemoteError, UnknownService
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from services.attachments.errors import EXPECTED
@@ -35,7 +34,7 @@ from services.attachments.http import RPC_TIMEOUT, AttachmentsBackend, Attachmen
 from services.attachments.records import as_uuid
 from services.tickets.rpc_errors import EXPECTED as TICKETS_ERRORS  # noqa: F401  (typed errors back)
 from shared.consumer import consume_ticket_events
-from shared.nameko_deps import DatabasePool, ServiceRpc
+from shared.nameko_deps import DatabasePool, ServiceRpc, rpc
 
 log = structlog.stdlib.get_logger("guichet.attachments")
 

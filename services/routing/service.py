@@ -15,7 +15,6 @@ from typing import Any
 
 import structlog
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
 
 from services.routing import storage
 from services.routing.catalogue import Route, choose_assignee
@@ -24,7 +23,7 @@ from services.tickets import domain
 from services.tickets.commands import TicketNotFound
 from services.tickets.rpc_errors import EXPECTED  # noqa: F401  (callers get the tickets' errors back typed)
 from shared.consumer import consume_ticket_events
-from shared.nameko_deps import DatabasePool, OutboxRelayRunner, ServiceRpc
+from shared.nameko_deps import DatabasePool, OutboxRelayRunner, ServiceRpc, rpc
 
 log = structlog.stdlib.get_logger("guichet.routing")
 

@@ -14,14 +14,13 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 from nameko.events import event_handler
-from nameko.rpc import rpc
 
 from services.tickets import catalogue_copy, domain
 from services.tickets import commands as cmd
 from services.tickets.http import TicketsBackend, TicketsHttp
 from services.tickets.rpc_errors import EXPECTED
 from shared.catalogue_copy import REVISION_SQL
-from shared.nameko_deps import CatalogueRequest, DatabasePool, OutboxRelayRunner
+from shared.nameko_deps import CatalogueRequest, DatabasePool, OutboxRelayRunner, rpc
 
 OPTIONS = frozenset({"idempotency_key", "expected_version", "correlation_id", "causation_id"})
 
