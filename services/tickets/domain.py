@@ -308,6 +308,9 @@ class Ticket:
     question: str | None = None
     closure_message: str | None = None
     postponed_until: datetime | None = None
+    # The latest refusal, of a proposed closure by the requester or of the ticket by a
+    # manager: ``{"kind": "closure" | "ticket", "justification", "by", "at"}``.
+    last_refusal: dict[str, Any] | None = None
     rating: int | None = None
     feedback: str | None = None
     final_at: datetime | None = None
@@ -738,6 +741,7 @@ class Ticket:
 
     def _on_ClosureRefused(self, d: dict[str, Any], at: datetime, actor: dict[str, Any]) -> None:
         self.status, self.closure_message = IN_PROGRESS, None
+        self.last_refusal = _refusal("closure", d["justification"], actor, at)
 
     def _on_ClosureExpired(self, d: dict[str, Any], at: datetime, actor: dict[str, Any]) -> None:
         self._finish(CLOSED, "expired", at)
@@ -750,6 +754,7 @@ class Ticket:
 
     def _on_TicketRefused(self, d: dict[str, Any], at: datetime, actor: dict[str, Any]) -> None:
         self._finish(REFUSED, None, at)
+        self.last_refusal = _refusal("ticket", d["reason"], actor, at)
 
     def _finish(self, status: str, resolution: str | None, at: datetime) -> None:
         self.status, self.resolution, self.final_at = status, resolution, at
@@ -844,6 +849,11 @@ def _actor_ref(ctx: Context) -> dict[str, Any]:
 
 def _user_ref(actor: dict[str, Any]) -> dict[str, Any]:
     return {"id": actor["id"], "name": actor.get("name"), "email": actor.get("email")}
+
+
+def _refusal(kind: str, justification: str, actor: dict[str, Any], at: datetime) -> dict[str, Any]:
+    # ``at`` is kept as text: the state is stored as JSON and must read back the same.
+    return {"kind": kind, "justification": justification, "by": _user_ref(actor), "at": at.isoformat()}
 
 
 COMMANDS: dict[str, Callable[..., list[Change]]] = {
