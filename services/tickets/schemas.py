@@ -122,6 +122,7 @@ class RemoveAttachment(Schema):
 # API action name -> (domain action, body schema)
 ACTIONS: dict[str, tuple[str, type[Schema]]] = {
     "take": ("take", Empty),
+    "take-over": ("take_over", Empty),
     "assign": ("assign", Assign),
     "release": ("release", Release),
     "request-information": ("request_information", RequestInformation),
