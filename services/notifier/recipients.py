@@ -202,9 +202,15 @@ def recipients(
         elif t.assignee is None and not routing_assigns(t.department_id or ""):
             add(managers(t.department_id), "manager")
     elif event_type == "TicketAssigned":
+        previous = Person.from_ref(data.get("previous_assignee"))
         if not data.get("taken"):
             add([t.assignee], "assignee")
-        add([t.requester], "requester")
+        if previous is not None:
+            # Taken over (or given to someone else): the previous assignee is told; the
+            # requester was told "prise en charge" when the ticket was first taken.
+            add([previous], "former_assignee")
+        else:
+            add([t.requester], "requester")
     elif event_type == "TicketReleased":
         # Not in the table: a manager taking a ticket away from its assignee tells them
         # (a release by routing follows a move, of which they were told).

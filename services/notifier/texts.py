@@ -44,6 +44,12 @@ _TEXTS: dict[Any, dict[str, tuple[str, str, str]]] = {
                "Votre demande est prise en charge par {assignee}."),
         "en": ("Request taken in charge", "{assignee} is handling your request", "{assignee} is handling your request."),
     },
+    ("TicketAssigned", "former_assignee"): {
+        "fr": ("Demande reprise par {assignee}", "La demande est désormais suivie par {assignee}",
+               "Cette demande, qui vous était attribuée, est désormais suivie par {assignee}."),
+        "en": ("Request taken over by {assignee}", "{assignee} now handles the request",
+               "This request, which was assigned to you, is now handled by {assignee}."),
+    },
     "TicketReleased": {
         "fr": ("Demande retirée", "{actor} vous a retiré la demande", "{actor} vous a retiré cette demande."),
         "en": ("Request released", "{actor} took the request off you", "{actor} took this request off you."),
@@ -224,7 +230,7 @@ def describe(
     if event_type == "TicketRouted" and data.get("previous_department_id") is not None:
         key = ("TicketRouted", "moved")
     elif event_type == "TicketAssigned":
-        key = ("TicketAssigned", "assignee" if recipient.role == "assignee" else "requester")
+        key = ("TicketAssigned", recipient.role if recipient.role in ("assignee", "former_assignee") else "requester")
     elif event_type == "CommentAdded" and data.get("visibility") == INTERNAL:
         key = ("CommentAdded", INTERNAL)
     what, summary, intro = _TEXTS[key][language]

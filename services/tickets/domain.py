@@ -189,7 +189,18 @@ class Rule:
     condition: Callable[[Ticket, Context], str | None] | None = None
 
 
-def _not_already_assignee(t: Ticket, ctx: Context) -> str | None:
+def _nobody_assigned(t: Ticket, ctx: Context) -> str | None:
+    if t.assignee is None:
+        return None
+    if _is_assignee(t, ctx):
+        return "the ticket is already assigned to you"
+    # Taking a ticket from someone is an explicit, separate action (the console confirms).
+    return f"the ticket is already assigned to {t.assignee['id']}; take it over instead (take-over)"
+
+
+def _someone_else_assigned(t: Ticket, ctx: Context) -> str | None:
+    if t.assignee is None:
+        return "nobody is assigned to the ticket; take it instead (take)"
     return "the ticket is already assigned to you" if _is_assignee(t, ctx) else None
 
 
@@ -233,7 +244,8 @@ def _escalation_requested(t: Ticket, ctx: Context) -> str | None:
 RULES: dict[str, Rule] = {
     "comment": Rule(NOT_FINAL, ("requester", "invitee", "manager")),
     "comment_internal": Rule(STATUSES, ("manager",)),
-    "take": Rule(OPEN, ("manager",), _not_already_assignee),
+    "take": Rule(OPEN, ("manager",), _nobody_assigned),
+    "take_over": Rule(OPEN, ("manager",), _someone_else_assigned),
     "assign": Rule(OPEN, ("manager",)),
     "release": Rule(OPEN - {FREE}, ("assignee", "manager"), _has_assignee),
     "request_information": Rule(frozenset({IN_PROGRESS}), ("assignee",)),
@@ -308,6 +320,9 @@ class Ticket:
     question: str | None = None
     closure_message: str | None = None
     postponed_until: datetime | None = None
+    # The latest refusal, of a proposed closure by the requester or of the ticket by a
+    # manager: ``{"kind": "closure" | "ticket", "justification", "by", "at"}``.
+    last_refusal: dict[str, Any] | None = None
     rating: int | None = None
     feedback: str | None = None
     final_at: datetime | None = None
@@ -435,7 +450,14 @@ class Ticket:
         return changes
 
     def take(self, ctx: Context) -> list[Change]:
+        """Take a free ticket; of two takes at once, the second is decided again on the
+        ticket the first left, and refused."""
         self._check("take", ctx)
+        return [Change("TicketAssigned", {"assignee": _actor_ref(ctx), "previous_assignee": None, "taken": True})]
+
+    def take_over(self, ctx: Context) -> list[Change]:
+        """Take the ticket from its assignee, who is told."""
+        self._check("take_over", ctx)
         return [Change("TicketAssigned", {"assignee": _actor_ref(ctx), "previous_assignee": self.assignee, "taken": True})]
 
     def assign(self, ctx: Context, *, assignee: User) -> list[Change]:
@@ -738,6 +760,7 @@ class Ticket:
 
     def _on_ClosureRefused(self, d: dict[str, Any], at: datetime, actor: dict[str, Any]) -> None:
         self.status, self.closure_message = IN_PROGRESS, None
+        self.last_refusal = _refusal("closure", d["justification"], actor, at)
 
     def _on_ClosureExpired(self, d: dict[str, Any], at: datetime, actor: dict[str, Any]) -> None:
         self._finish(CLOSED, "expired", at)
@@ -750,6 +773,7 @@ class Ticket:
 
     def _on_TicketRefused(self, d: dict[str, Any], at: datetime, actor: dict[str, Any]) -> None:
         self._finish(REFUSED, None, at)
+        self.last_refusal = _refusal("ticket", d["reason"], actor, at)
 
     def _finish(self, status: str, resolution: str | None, at: datetime) -> None:
         self.status, self.resolution, self.final_at = status, resolution, at
@@ -844,6 +868,11 @@ def _actor_ref(ctx: Context) -> dict[str, Any]:
 
 def _user_ref(actor: dict[str, Any]) -> dict[str, Any]:
     return {"id": actor["id"], "name": actor.get("name"), "email": actor.get("email")}
+
+
+def _refusal(kind: str, justification: str, actor: dict[str, Any], at: datetime) -> dict[str, Any]:
+    # ``at`` is kept as text: the state is stored as JSON and must read back the same.
+    return {"kind": kind, "justification": justification, "by": _user_ref(actor), "at": at.isoformat()}
 
 
 COMMANDS: dict[str, Callable[..., list[Change]]] = {

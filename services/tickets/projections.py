@@ -56,10 +56,14 @@ def state_to_json(ticket: Ticket) -> dict[str, Any]:
     return {f.name: _jsonable(getattr(ticket, f.name)) for f in dataclasses.fields(ticket)}
 
 
+_FIELDS = frozenset(f.name for f in dataclasses.fields(Ticket))
+
+
 def state_from_json(state: dict[str, Any]) -> Ticket:
-    values = dict(state)
+    # A field added since the row was written takes its default (rebuild fills it in).
+    values = {k: v for k, v in state.items() if k in _FIELDS}
     for name in _DATETIMES:
-        values[name] = _parse(values[name])
+        values[name] = _parse(values.get(name))
     values["comments"] = [{**c, "created_at": _parse(c["created_at"])} for c in values["comments"]]
     values["attachments"] = {
         key: {**a, "added_at": _parse(a["added_at"])} for key, a in values["attachments"].items()

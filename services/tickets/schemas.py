@@ -122,6 +122,7 @@ class RemoveAttachment(Schema):
 # API action name -> (domain action, body schema)
 ACTIONS: dict[str, tuple[str, type[Schema]]] = {
     "take": ("take", Empty),
+    "take-over": ("take_over", Empty),
     "assign": ("assign", Assign),
     "release": ("release", Release),
     "request-information": ("request_information", RequestInformation),
@@ -184,6 +185,14 @@ class AttachmentOut(Schema):
     visibility = fields.Str(required=True, validate=VISIBILITY)
 
 
+class Refusal(Schema):
+    kind = fields.Str(required=True, validate=validate.OneOf(("closure", "ticket")), metadata={
+        "description": "closure: the requester refused the proposed closure; ticket: a manager refused the ticket"})
+    justification = fields.Str(required=True)
+    by = fields.Nested(Person, required=True)
+    at = fields.Str(required=True)
+
+
 class TicketOut(Schema):
     id = fields.Str(required=True)
     number = fields.Int(required=True)
@@ -207,6 +216,14 @@ class TicketOut(Schema):
     created_at = fields.Str(required=True)
     updated_at = fields.Str(required=True)
     version = fields.Int(required=True)
+    pending_question = fields.Str(allow_none=True, required=True, metadata={
+        "description": "the question awaiting the requester's answer (WAITING_FOR_INFO), else null"})
+    proposed_resolution = fields.Str(allow_none=True, required=True, metadata={
+        "description": "the resolution the assignee proposed (CLOSURE_REQUESTED), kept once CLOSED; else null"})
+    postponed_until = fields.Str(allow_none=True, required=True, metadata={
+        "description": "POSTPONED: the recall date (ISO 8601), or null when postponed without a date"})
+    last_refusal = fields.Nested(Refusal, allow_none=True, required=True, metadata={
+        "description": "the latest refusal: of a proposed closure by the requester, or of the ticket by a manager"})
     allowed_actions = fields.List(fields.Str(), required=True)
 
 

@@ -74,6 +74,10 @@ class TicketsService(TicketsHttp):
         return self._do("take", actor, ticket, options)
 
     @rpc(expected_exceptions=EXPECTED)
+    def take_over(self, actor, ticket, **options):
+        return self._do("take_over", actor, ticket, options)
+
+    @rpc(expected_exceptions=EXPECTED)
     def assign(self, actor, ticket, assignee, **options):
         return self._do("assign", actor, ticket, options, assignee=assignee)
 

@@ -53,6 +53,12 @@ def render(ticket: Ticket, ctx: Context, labels: dict[str, str] | None = None) -
         "created_at": _iso(ticket.created_at),
         "updated_at": _iso(ticket.updated_at),
         "version": ticket.version,
+        # What the screens need to show the state's "why": the question awaiting an
+        # answer, the resolution awaiting approval, the recall date, the last refusal.
+        "pending_question": ticket.question,
+        "proposed_resolution": ticket.closure_message,
+        "postponed_until": _iso(ticket.postponed_until),
+        "last_refusal": ticket.last_refusal,
         "allowed_actions": [action_name(a) for a in ticket.allowed_actions(ctx)],
     }
 

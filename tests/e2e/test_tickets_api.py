@@ -19,7 +19,7 @@ TICKET_KEYS = {
 }
 # The action names API.md lists for POST /api/v1/tickets/{id}/actions/{action}.
 API_ACTIONS = (
-    "take", "assign", "release", "request-information", "postpone", "resume", "request-closure",
+    "take", "take-over", "assign", "release", "request-information", "postpone", "resume", "request-closure",
     "approve-closure", "refuse-closure", "close", "cancel", "refuse", "reopen", "move",
     "change-subject", "change-priority", "escalate", "return-to-referent", "remove-attachment",
 )

@@ -222,7 +222,7 @@ ALLOWED = [
     # take: manager; open
     ok("take-free", "take", MANAGER, FREE, {}, ["TicketAssigned"],
        status=IN_PROGRESS, assignee=MANAGER.id),
-    ok("take-over-from-another-manager", "take", MANAGER_2, WAITING_FOR_INFO, {},
+    ok("take-over-from-another-manager", "take_over", MANAGER_2, WAITING_FOR_INFO, {},
        ["TicketAssigned"], status=WAITING_FOR_INFO, assignee=MANAGER_2.id),
     ok("take-admin", "take", ADMIN, FREE, {}, ["TicketAssigned"],
        status=IN_PROGRESS, assignee=ADMIN.id),
@@ -526,7 +526,8 @@ def test_forbidden(action: str, actor: Actor, status: str, kwargs: dict[str, Any
 SWEEP: list[tuple[str, str, Actor, dict[str, Any], tuple[str, ...], Any]] = [
     ("comment", "comment", REQUESTER, ANSWER, NOT_FINAL, None),
     ("comment_internal", "comment", MANAGER, INTERNAL, ALL, None),
-    ("take", "take", MANAGER_2, {}, OPEN, None),
+    ("take", "take", MANAGER_2, {}, (FREE,), None),
+    ("take_over", "take_over", MANAGER_2, {}, (IN_PROGRESS, WAITING_FOR_INFO, POSTPONED), None),
     ("assign", "assign", MANAGER, {"assignee": user(MANAGER_2)}, OPEN, None),
     ("release", "release", MANAGER, {}, (IN_PROGRESS, WAITING_FOR_INFO, POSTPONED), None),
     ("request_information", "request_information", MANAGER, {"question": "Quel navigateur ?"},
@@ -875,7 +876,7 @@ def test_escalated_ticket_cannot_be_escalated_again() -> None:
 ESCALATED_MANAGER_ACTIONS = [
     pytest.param("comment", INTERNAL, ["CommentAdded"], id="comment_internal"),
     pytest.param("comment", ANSWER, ["CommentAdded"], id="comment"),
-    pytest.param("take", {}, ["TicketAssigned"], id="take"),
+    pytest.param("take_over", {}, ["TicketAssigned"], id="take"),
     pytest.param(
         "assign", {"assignee": user(SUPPORT_MANAGER)}, ["TicketAssigned"], id="assign-to-support"
     ),

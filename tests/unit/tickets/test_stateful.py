@@ -158,6 +158,7 @@ def _other_manager(t: Ticket) -> User:
 PLAUSIBLE: dict[str, Callable[[Ticket], dict[str, Any]]] = {
     "comment": lambda t: {"comment_id": "probe", "body": "Merci", "visibility": "public"},
     "take": lambda t: {},
+    "take_over": lambda t: {},
     "assign": lambda t: {"assignee": _other_manager(t)},
     "release": lambda t: {},
     "request_information": lambda t: {"question": "Quel navigateur ?"},
@@ -270,6 +271,11 @@ class TicketMachine(RuleBasedStateMachine):
     @rule(actor=actors(A_MANAGER, ANOTHER_MANAGER))
     def take(self, actor: str) -> None:
         self._step("take", actor)
+
+    @when_allowed("take_over")
+    @rule(actor=actors(A_MANAGER, ANOTHER_MANAGER))
+    def take_over(self, actor: str) -> None:
+        self._step("take_over", actor)
 
     @when_allowed("assign")
     @rule(actor=actors(A_MANAGER), assignee=st.just(ANOTHER_MANAGER) | users)
@@ -481,7 +487,7 @@ class TicketMachine(RuleBasedStateMachine):
 # Listing the lifecycle rules again under other names makes them likelier; the printed
 # steps keep the action's name.
 LIFECYCLE = (
-    "take", "assign", "release", "request_information", "postpone", "resume",
+    "take", "take_over", "assign", "release", "request_information", "postpone", "resume",
     "request_closure", "approve_closure", "refuse_closure", "expire_closure", "reopen",
     "route", "escalate", "escalate_to", "return_to_referent", "refuse_escalation",
 )
