@@ -181,6 +181,14 @@ class Browser:
         return self.driver.find_elements(By.CSS_SELECTOR, css)
 
     def text(self, css: str = "main") -> str:
+        """The visible text of ``css`` (read again if htmx swapped it meanwhile)."""
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        for _ in range(20):
+            try:
+                return self.find(css).text
+            except StaleElementReferenceException:
+                time.sleep(0.05)
         return self.find(css).text
 
     def button(self, label: str) -> Any:
@@ -191,6 +199,33 @@ class Browser:
             if element.text.strip() == label and element.is_displayed():
                 return element
         raise AssertionError(f"no visible button {label!r} on {self.path}")
+
+    def click_and_wait(self, element: Any, timeout: float = 15) -> None:
+        """Click what submits a form (or follows a link) and wait for the next page."""
+        from selenium.common.exceptions import WebDriverException
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        page = self.driver.find_element("css selector", "html")
+        element.click()
+
+        def left(driver: Any) -> bool:
+            try:
+                page.is_enabled()
+                return False
+            except WebDriverException:  # stale, or "does not belong to the document"
+                return True
+
+        WebDriverWait(self.driver, timeout).until(left)
+        WebDriverWait(self.driver, timeout).until(
+            lambda d: d.execute_script("return document.readyState") == "complete")
+
+    def press(self, label: str) -> None:
+        """Click the visible button ``label`` and wait for the page it leads to."""
+        self.click_and_wait(self.button(label))
+
+    def submit(self, css: str) -> None:
+        """Click the element ``css`` and wait for the page it leads to."""
+        self.click_and_wait(self.find(css))
 
     def fill(self, css: str, value: str) -> None:
         element = self.find(css)
@@ -207,7 +242,7 @@ class Browser:
         self.fill("#establishment", establishment)
         if admin:
             self.find("#admin").click()
-        self.find("form[action='/dev/sign-in'] button[type=submit]").click()
+        self.submit("form[action='/dev/sign-in'] button[type=submit]")
         wait_until(lambda: "/dev/sign-in" not in self.path, timeout=10, what="the sign-in")
 
     def sign_out(self) -> None:
