@@ -24,6 +24,7 @@ migrate: install services
 ## (On first start, loads the example university + ENT configuration of deploy/config/.)
 run: migrate
 	$(BIN)/guichet config load --if-empty deploy/config/example.yaml
+	@echo "Guichet: open http://localhost:8005/ (the portal; sign in at http://localhost:8005/dev/sign-in)"
 	GUICHET_ENV=development $(BIN)/guichet run
 
 ## The whole suite, against the real PostgreSQL and RabbitMQ.

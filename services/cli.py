@@ -14,6 +14,7 @@ import eventlet  # noqa: E402
 eventlet.monkey_patch()
 
 import argparse  # noqa: E402
+import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -34,7 +35,7 @@ SERVICES_DIR = Path(__file__).resolve().parent
 # Every service, in the order they migrate and start; one that has no folder yet is
 # left out. Each owns the schema of its name (migrations in services/<name>/migrations)
 # and its Nameko service class is the one named <name> in services/<name>/service.py.
-ORDER = ("tickets", "routing", "notifier", "attachments", "escalation")
+ORDER = ("tickets", "routing", "notifier", "attachments", "escalation", "portal")
 PRESENT = tuple(name for name in ORDER if (SERVICES_DIR / name / "service.py").exists())
 SCHEMAS = {name: name for name in PRESENT if (SERVICES_DIR / name / "migrations").is_dir()}
 
@@ -93,9 +94,17 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from shared.web import http_address
 
     broker = settings.amqp_uri.split("@")[-1]
-    for name in names:
-        host, _, port = http_address(name).rpartition(":")
+    # The portal (the people's web pages) first: it is the address to open.
+    for name in sorted(names, key=lambda n: n != "portal"):
+        address = http_address(name)
+        if name == "portal":
+            address = os.environ.get("PORTAL_HTTP_ADDRESS", "0.0.0.0:8005")
+        host, _, port = address.rpartition(":")
         url = f"http://{'localhost' if host in ('0.0.0.0', '') else host}:{port}"
+        if name == "portal":
+            log.info("portal running: open it in a browser", service=name, http=f"{url}/",
+                     dev_sign_in=f"{url}/dev/sign-in" if os.environ.get("GUICHET_ENV") == "development" else None)
+            continue
         log.info(
             "service running", service=name, http=f"{url}/api/v1", openapi=f"{url}/api/v1/openapi.json",
             rpc=f"'{name}' over RabbitMQ {broker}",
