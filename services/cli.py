@@ -35,7 +35,7 @@ SERVICES_DIR = Path(__file__).resolve().parent
 # Every service, in the order they migrate and start; one that has no folder yet is
 # left out. Each owns the schema of its name (migrations in services/<name>/migrations)
 # and its Nameko service class is the one named <name> in services/<name>/service.py.
-ORDER = ("tickets", "routing", "notifier", "attachments", "escalation", "portal")
+ORDER = ("tickets", "routing", "notifier", "attachments", "escalation", "reporting", "portal")
 PRESENT = tuple(name for name in ORDER if (SERVICES_DIR / name / "service.py").exists())
 SCHEMAS = {name: name for name in PRESENT if (SERVICES_DIR / name / "migrations").is_dir()}
 
@@ -144,6 +144,13 @@ def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
     with db.connect(settings.database_url) as conn, conn.transaction():
         count = rebuild(conn, EventStore("tickets"))
     log.info("projections rebuilt", tickets=count)
+    if "reporting" in SCHEMAS:
+        from services.reporting.storage import rebuild as rebuild_reporting
+        from shared.calendar import WorkingCalendar
+
+        with db.connect(settings.database_url) as conn, conn.transaction():
+            events = rebuild_reporting(conn, WorkingCalendar.from_env())
+        log.info("reporting projection rebuilt", events=events)
     return 0
 
 

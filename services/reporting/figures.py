@@ -1,0 +1,253 @@
+"""The reports' arithmetic (pure: no Nameko, psycopg or HTTP): periods, medians and
+90th percentiles, the figures of a group of facts, recurring subject terms, and the
+flat CSV rows of a report.
+
+Conventions (documented in the OpenAPI document too):
+
+- A period is ``[from, to]`` in whole days of the helpdesk's time zone; an academic
+  year runs from 1 September to 31 August; a week starts on Monday.
+- Median and p90 interpolate linearly between the two nearest values (PostgreSQL's
+  ``percentile_cont``, numpy's default); ``None`` when there is no value.
+- Hours are rounded to 0.01, rates to 0.0001.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import snowballstemmer
+
+from services.tickets.domain import NOT_FINAL
+
+PERIODS = ("day", "week", "month", "academic-year")
+GROUPS = ("department", "category", "establishment", "manager")
+WAITING_STATUSES = tuple(s for s in ("FREE", "IN_PROGRESS", "WAITING_FOR_INFO", "POSTPONED", "CLOSURE_REQUESTED")
+                         if s in NOT_FINAL)
+RESOLUTIONS = ("approved", "expired", "closed_by_owner", "cancelled", "refused")
+ACADEMIC_YEAR_START_MONTH = 9
+
+
+# -- periods ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """Whole days ``first`` to ``last`` (both included), in ``zone``."""
+
+    kind: str
+    first: date
+    last: date
+    zone: ZoneInfo
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.first, time(), self.zone)
+
+    @property
+    def end(self) -> datetime:
+        """The first instant after the period."""
+        return datetime.combine(self.last + timedelta(days=1), time(), self.zone)
+
+    def previous(self) -> Period:
+        """The period just before, of the same kind (the same number of days for dates)."""
+        day = self.first - timedelta(days=1)
+        if self.kind in ("day", "week", "month", "academic-year"):
+            return period_of(self.kind, day, self.zone)
+        length = (self.last - self.first).days + 1
+        return Period("dates", self.first - timedelta(days=length), day, self.zone)
+
+    def view(self) -> dict[str, Any]:
+        return {"kind": self.kind, "from": self.first.isoformat(), "to": self.last.isoformat(),
+                "timezone": self.zone.key}
+
+
+def period_of(kind: str, day: date, zone: ZoneInfo) -> Period:
+    """The ``kind`` period (``PERIODS``) that contains ``day``."""
+    if kind == "day":
+        return Period(kind, day, day, zone)
+    if kind == "week":
+        first = day - timedelta(days=day.weekday())
+        return Period(kind, first, first + timedelta(days=6), zone)
+    if kind == "month":
+        first = day.replace(day=1)
+        following = (first + timedelta(days=32)).replace(day=1)
+        return Period(kind, first, following - timedelta(days=1), zone)
+    if kind == "academic-year":
+        year = day.year if day.month >= ACADEMIC_YEAR_START_MONTH else day.year - 1
+        return Period(kind, date(year, ACADEMIC_YEAR_START_MONTH, 1),
+                      date(year + 1, ACADEMIC_YEAR_START_MONTH, 1) - timedelta(days=1), zone)
+    raise ValueError(f"unknown period {kind!r}")
+
+
+# -- statistics ------------------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q`` quantile (0..1) of ``values``, interpolating linearly; None if empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def _hours(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / 3600, 2)
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def durations(seconds: Sequence[float], working_seconds: Sequence[float]) -> dict[str, Any]:
+    """Count, median and p90 in wall-clock hours and in working hours."""
+    return {
+        "count": len(seconds),
+        "median_hours": _hours(percentile(seconds, 0.5)),
+        "p90_hours": _hours(percentile(seconds, 0.9)),
+        "median_working_hours": _hours(percentile(working_seconds, 0.5)),
+        "p90_working_hours": _hours(percentile(working_seconds, 0.9)),
+    }
+
+
+# -- a group's figures -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Rows:
+    """The facts of one group over one period, as the storage selects them."""
+
+    created: list[dict[str, Any]]
+    first_responses: list[dict[str, Any]]
+    resolved: list[dict[str, Any]]
+    approvals: list[dict[str, Any]]
+    periods: list[dict[str, Any]]
+    backlog_start: list[dict[str, Any]]
+    backlog_end: list[dict[str, Any]]
+
+
+def figures(rows: Rows) -> dict[str, Any]:
+    """The summary figures of one group (see ``schemas.Figures`` for their meaning)."""
+    created, resolved = rows.created, rows.resolved
+    escalated = [r for r in created if r.get("escalated_at") is not None]
+    reopened = [r for r in resolved if r["reopen_count"] > 0]
+    ratings = [r["rating"] for r in rows.approvals if r["rating"] is not None]
+    status_time = {}
+    for status in WAITING_STATUSES:
+        spans = [p for p in rows.periods if p["status"] == status]
+        status_time[status] = {
+            **durations([p["seconds"] for p in spans], [p["working_seconds"] for p in spans]),
+            "total_hours": round(sum(p["seconds"] for p in spans) / 3600, 2),
+            "total_working_hours": round(sum(p["working_seconds"] for p in spans) / 3600, 2),
+        }
+    return {
+        "created": len(created),
+        "resolved": len(resolved),
+        "backlog_start": len({r["ticket_id"] for r in rows.backlog_start}),
+        "backlog_end": len({r["ticket_id"] for r in rows.backlog_end}),
+        "resolutions": {kind: sum(1 for r in resolved if r["resolution"] == kind) for kind in RESOLUTIONS},
+        "first_response": durations([r["first_response_seconds"] for r in rows.first_responses],
+                                    [r["first_response_working_seconds"] for r in rows.first_responses]),
+        "resolution": durations([r["resolution_seconds"] for r in resolved],
+                                [r["resolution_working_seconds"] for r in resolved]),
+        "status_time": status_time,
+        "reopened": len(reopened),
+        "reopen_rate": _rate(len(reopened), len(resolved)),
+        "escalation": {
+            "escalated": len(escalated),
+            "rate": _rate(len(escalated), len(created)),
+            **{k: v for k, v in durations(
+                [r["escalation_seconds"] for r in escalated],
+                [r["escalation_working_seconds"] for r in escalated],
+            ).items() if k != "count"},
+        },
+        "satisfaction": {
+            "approvals": len(rows.approvals),
+            "ratings": len(ratings),
+            "average": round(sum(ratings) / len(ratings), 2) if ratings else None,
+            "distribution": {str(n): ratings.count(n) for n in range(1, 6)},
+            "with_feedback": sum(1 for r in rows.approvals if r["has_feedback"]),
+            "feedback_share": _rate(sum(1 for r in rows.approvals if r["has_feedback"]), len(rows.approvals)),
+        },
+    }
+
+
+def trend(current: int, previous: int) -> float | None:
+    """The change against the previous period as a ratio (0.5: half as many again);
+    None when the previous period had none."""
+    return round((current - previous) / previous, 4) if previous else None
+
+
+# -- recurring subject terms ------------------------------------------------------------------------------------
+
+# Common French words (and a few of the helpdesk's own) that say nothing of a problem.
+STOP_WORDS = frozenset("""
+a à afin ai aie aient aies ait alors as au aucun aucune aupres auprès aussi autre autres aux avais avait avant avec
+avez avoir avons bien bon bonjour c ça car ce ceci cela celle celles celui cependant ces cet cette ceux chez ci comme
+comment d dans de des deja déjà depuis dois doit donc dont du elle elles en encore entre es est et etaient étaient
+etait était etc ete été etre être eu eux faire fait faut fois hors ici il ils j je jusqu l la le les leur leurs lui m
+ma mais me meme même merci mes moi mon n ne ni non nos notre nous on ont ou où par parce pas peu peut peux plus pour
+pourquoi probleme problème problemes problèmes puis qu quand que quel quelle quelles quels qui quoi s sa sans se ses
+si sil son sont sous suis sur t ta te tes toi ton toujours tous tout toute toutes tres très tu un une vos votre vous
+y svp sv plait plaît demande aide besoin
+""".split())
+_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*", re.UNICODE)
+_stemmer = snowballstemmer.stemmer("french")
+
+
+def _plain(word: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFD", word) if unicodedata.category(c) != "Mn")
+
+
+def words(subject: str) -> list[str]:
+    """A subject's words, lower case, elisions cut (``l'imprimante`` -> ``imprimante``),
+    stop words and one-letter words left out."""
+    found = []
+    for token in _WORD.findall(subject.lower()):
+        token = re.split(r"['’]", token)[-1]
+        for part in token.split("-"):
+            if len(part) > 1 and part not in STOP_WORDS and _plain(part) not in STOP_WORDS:
+                found.append(part)
+    return found
+
+
+def top_terms(subjects: Iterable[str], limit: int = 10) -> list[dict[str, Any]]:
+    """The most frequent terms of ``subjects``: words counted by their French stem, at
+    most once per subject, each shown in its most frequent form; ties by term."""
+    per_stem: Counter[str] = Counter()
+    forms: dict[str, Counter[str]] = {}
+    for subject in subjects:
+        seen: set[str] = set()
+        for word in words(subject):
+            stem = _stemmer.stemWord(_plain(word))
+            forms.setdefault(stem, Counter())[word] += 1
+            if stem not in seen:
+                seen.add(stem)
+                per_stem[stem] += 1
+    ranked = sorted(per_stem.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    return [{"term": forms[stem].most_common(1)[0][0], "stem": stem, "tickets": count} for stem, count in ranked]
+
+
+# -- CSV ----------------------------------------------------------------------------------------------------------------
+
+
+def flatten(value: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """``{"a": {"b": 1}}`` as ``[("a.b", 1)]``, in order."""
+    flat: list[tuple[str, Any]] = []
+    for key, item in value.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(item, Mapping):
+            flat.extend(flatten(item, name))
+        else:
+            flat.append((name, item))
+    return flat
+

@@ -1,0 +1,332 @@
+"""The reporting schema: each ticket's events, the facts folded from them, the copy of
+routing's catalogue, processed events; and the rows the reports add up."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import structlog
+from psycopg.types.json import Jsonb
+
+from services.reporting.facts import Event, Facts, project
+from shared.calendar import WorkingCalendar
+from shared.catalogue_copy import replace_copy
+
+log = structlog.stdlib.get_logger("guichet.reporting")
+
+STREAM_PREFIX = "ticket-"
+
+
+# -- processed events -------------------------------------------------------------------------
+
+
+def first_time(conn: psycopg.Connection, consumer: str, event_id: str) -> bool:
+    """Record that ``consumer`` handles ``event_id``; False if it already had."""
+    return conn.execute(
+        "INSERT INTO reporting.processed_events (consumer, event_id) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+        " RETURNING 1 AS new",
+        (consumer, event_id),
+    ).fetchone() is not None
+
+
+# -- the catalogue copy -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Routing's teams as copied: their labels, managers (id -> name) and categories."""
+
+    teams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    managers: dict[str, dict[str, str | None]] = field(default_factory=dict)  # team -> {user: name}
+    categories: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def managed_teams(self, user_id: str) -> set[str]:
+        return {team for team, people in self.managers.items() if user_id in people}
+
+    def referent_establishments(self, user_id: str) -> set[str]:
+        """The establishments whose ENT referents ``user_id`` is one of."""
+        return {team.partition(":")[2] for team in self.managed_teams(user_id)
+                if self.teams.get(team, {}).get("per_establishment") and ":" in team}
+
+    def manager_name(self, user_id: str) -> str | None:
+        for people in self.managers.values():
+            if user_id in people and people[user_id]:
+                return people[user_id]
+        return None
+
+
+def load_catalogue(conn: psycopg.Connection) -> Catalogue:
+    managers: dict[str, dict[str, str | None]] = {}
+    for r in conn.execute("SELECT team_id, user_id, name FROM reporting.team_managers").fetchall():
+        managers.setdefault(r["team_id"], {})[r["user_id"]] = r["name"]
+    teams = {r["id"]: r for r in conn.execute("SELECT * FROM reporting.teams").fetchall()}
+    categories = {r["id"]: r for r in conn.execute("SELECT * FROM reporting.categories").fetchall()}
+    return Catalogue(teams, managers, categories)
+
+
+def apply_snapshot(conn: psycopg.Connection, snapshot: dict[str, Any]) -> bool:
+    """Replace the copy with routing's ``snapshot`` unless a newer one was applied."""
+
+    def fill(cur: psycopg.Cursor) -> None:
+        cur.executemany(
+            "INSERT INTO reporting.teams (id, department_id, label_fr, label_en, per_establishment)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            [(t["id"], t.get("department_id") or t["id"].partition(":")[0], t.get("label_fr"), t.get("label_en"),
+              bool(t.get("per_establishment", ":" in t["id"]))) for t in snapshot["teams"]],
+        )
+        cur.executemany(
+            "INSERT INTO reporting.team_managers (team_id, user_id, name) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            [(t["id"], m["id"], m.get("name")) for t in snapshot["teams"] for m in t["managers"]],
+        )
+        cur.executemany(
+            "INSERT INTO reporting.categories (id, label_fr, label_en) VALUES (%s, %s, %s)",
+            [(c["id"], c.get("label_fr"), c.get("label_en")) for c in snapshot.get("categories", [])],
+        )
+
+    return replace_copy(conn, "reporting", snapshot, ("team_managers", "teams", "categories"), fill)
+
+
+# -- ticket events and facts ------------------------------------------------------------------------
+
+_INSERT_EVENT = (
+    "INSERT INTO reporting.ticket_events (ticket_id, stream_version, event_id, global_position, event_type,"
+    " schema_version, occurred_at, actor_id, actor_name, actor_kind, data)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+)
+
+
+def ticket_id_of(stream_id: str) -> str:
+    return stream_id.removeprefix(STREAM_PREFIX)
+
+
+def keep_event(conn: psycopg.Connection, message: dict[str, Any]) -> str:
+    """Keep a ticket event from the broker (a redelivery changes nothing); returns the
+    ticket's id."""
+    ticket_id = ticket_id_of(message["stream_id"])
+    actor = message.get("actor") or {}
+    conn.execute(_INSERT_EVENT, (
+        ticket_id, message["stream_version"], message["event_id"], message.get("global_position"),
+        message["event_type"], message.get("schema_version", 1), datetime.fromisoformat(message["occurred_at"]),
+        actor.get("id") or "unknown", actor.get("name"), actor.get("kind") or "user", Jsonb(message.get("data") or {}),
+    ))
+    return ticket_id
+
+
+def ticket_events(conn: psycopg.Connection, ticket_id: str) -> list[Event]:
+    rows = conn.execute(
+        "SELECT * FROM reporting.ticket_events WHERE ticket_id = %s ORDER BY stream_version", (ticket_id,)
+    ).fetchall()
+    return [_event(r) for r in rows]
+
+
+def _event(r: dict[str, Any]) -> Event:
+    return Event(r["stream_version"], r["event_type"], r["schema_version"], r["occurred_at"], r["actor_id"],
+                 r["actor_kind"], r["data"], r["actor_name"])
+
+
+def refold(conn: psycopg.Connection, ticket_id: str, calendar: WorkingCalendar) -> Facts:
+    """Fold the ticket's kept events into its facts again and save them (in the caller's
+    transaction)."""
+    facts = project(ticket_id, ticket_events(conn, ticket_id), calendar)
+    save_facts(conn, [facts])
+    return facts
+
+
+_FACT_COLUMNS = (
+    "ticket_id", "version", "number", "subject", "establishment", "created_at", "category_id", "department_id",
+    "assignee_id", "routed_at", "status", "first_response_at", "first_response_by", "first_response_department_id",
+    "first_response_category_id", "first_response_seconds", "first_response_working_seconds", "resolved_at",
+    "resolution", "resolution_department_id", "resolution_category_id", "resolution_assignee_id",
+    "resolution_seconds", "resolution_working_seconds", "reopen_count", "escalated_at", "escalation_seconds",
+    "escalation_working_seconds", "approved_at", "rating", "has_feedback",
+)
+_PERIOD_COLUMNS = ("ticket_id", "seq", "status", "started_at", "ended_at", "department_id", "category_id",
+                   "assignee_id", "seconds", "working_seconds")
+_ESCALATION_COLUMNS = ("ticket_id", "seq", "department_id", "category_id", "requested_by_id", "requested_at",
+                       "escalated_at", "support_department_id", "refused_at", "returned_at")
+
+
+def _insert(table: str, columns: tuple[str, ...]) -> str:
+    return f"INSERT INTO reporting.{table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
+
+
+def save_facts(conn: psycopg.Connection, many: list[Facts]) -> None:
+    """Replace the facts of these tickets (their periods and escalations go with them)."""
+    if not many:
+        return
+    conn.execute("DELETE FROM reporting.tickets WHERE ticket_id = ANY(%s)", ([f.ticket_id for f in many],))
+    with conn.cursor() as cur:
+        cur.executemany(_insert("tickets", _FACT_COLUMNS),
+                        [tuple(getattr(f, c) for c in _FACT_COLUMNS) for f in many])
+        cur.executemany(_insert("status_periods", _PERIOD_COLUMNS),
+                        [(f.ticket_id, *(getattr(p, c) for c in _PERIOD_COLUMNS[1:])) for f in many for p in f.periods])
+        cur.executemany(_insert("escalations", _ESCALATION_COLUMNS),
+                        [(f.ticket_id, *(getattr(e, c) for c in _ESCALATION_COLUMNS[1:]))
+                         for f in many for e in f.escalations])
+
+
+# -- rebuild from the event log ---------------------------------------------------------------------------
+
+
+def rebuild(conn: psycopg.Connection, calendar: WorkingCalendar, batch_size: int = 2000) -> int:
+    """Replace everything the service derived from ticket events by a replay of the
+    tickets service's event log; returns how many events were read. Memory stays
+    bounded by ``batch_size``: the log is copied in ``global_position`` order, then
+    tickets are folded a batch at a time. Runs in the caller's transaction, so readers
+    see the old figures until it commits."""
+    conn.execute("LOCK TABLE reporting.ticket_events, reporting.tickets IN EXCLUSIVE MODE")
+    for table in ("escalations", "status_periods", "tickets", "ticket_events"):
+        conn.execute(f"DELETE FROM reporting.{table}")
+    position, count = 0, 0
+    while True:
+        rows = conn.execute(
+            "SELECT global_position, event_id, stream_id, stream_version, event_type, schema_version, data, metadata"
+            " FROM tickets.events WHERE global_position > %s AND stream_id LIKE 'ticket-%%'"
+            " ORDER BY global_position LIMIT %s",
+            (position, batch_size),
+        ).fetchall()
+        if not rows:
+            break
+        with conn.cursor() as cur:
+            cur.executemany(_INSERT_EVENT, [
+                (ticket_id_of(r["stream_id"]), r["stream_version"], r["event_id"], r["global_position"],
+                 r["event_type"], r["schema_version"], datetime.fromisoformat(r["metadata"]["occurred_at"]),
+                 r["metadata"]["actor"]["id"], r["metadata"]["actor"].get("name"),
+                 r["metadata"]["actor"].get("kind") or "user", Jsonb(r["data"]))
+                for r in rows
+            ])
+        position, count = rows[-1]["global_position"], count + len(rows)
+    tickets = 0
+    for batch in _tickets_in_batches(conn, batch_size):
+        save_facts(conn, [project(ticket_id, events, calendar) for ticket_id, events in batch])
+        tickets += len(batch)
+    log.info("reporting projection rebuilt", events=count, tickets=tickets)
+    return count
+
+
+def _tickets_in_batches(conn: psycopg.Connection, batch_size: int) -> Iterator[list[tuple[str, list[Event]]]]:
+    """Each ticket's kept events, about ``batch_size`` events at a time, whole tickets."""
+    after: UUID | None = None
+    while True:
+        ids = [r["ticket_id"] for r in conn.execute(
+            "SELECT DISTINCT ticket_id FROM reporting.ticket_events WHERE %s::uuid IS NULL OR ticket_id > %s"
+            " ORDER BY ticket_id LIMIT %s", (after, after, max(1, batch_size // 10)),
+        ).fetchall()]
+        if not ids:
+            return
+        grouped: dict[str, list[Event]] = {str(i): [] for i in ids}
+        for r in conn.execute(
+            "SELECT * FROM reporting.ticket_events WHERE ticket_id = ANY(%s) ORDER BY ticket_id, stream_version",
+            (ids,),
+        ).fetchall():
+            grouped[str(r["ticket_id"])].append(_event(r))
+        yield list(grouped.items())
+        after = ids[-1]
+
+
+def snapshot_of_facts(conn: psycopg.Connection) -> dict[str, list[dict[str, Any]]]:
+    """Every derived row, in a stable order (tests compare the live projection with a
+    rebuilt one)."""
+    return {
+        "tickets": conn.execute("SELECT * FROM reporting.tickets ORDER BY ticket_id").fetchall(),
+        "status_periods": conn.execute("SELECT * FROM reporting.status_periods ORDER BY ticket_id, seq").fetchall(),
+        "escalations": conn.execute("SELECT * FROM reporting.escalations ORDER BY ticket_id, seq").fetchall(),
+    }
+
+
+# -- what the reports add up ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose figures a caller may see: everything (admins), or the facts of the teams
+    they manage and of the establishments whose referents they are."""
+
+    everything: bool = False
+    teams: frozenset[str] = frozenset()
+    establishments: frozenset[str] = frozenset()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.everything or self.teams or self.establishments)
+
+
+# Per kind of fact: its table, its instant, and its dimensions (as they were then).
+_KINDS: dict[str, dict[str, str]] = {
+    "created": {"at": "t.created_at", "department": "t.department_id", "category": "t.category_id",
+                "manager": "t.assignee_id"},
+    "first_responses": {"at": "t.first_response_at", "department": "t.first_response_department_id",
+                        "category": "t.first_response_category_id", "manager": "t.first_response_by"},
+    "resolved": {"at": "t.resolved_at", "department": "t.resolution_department_id",
+                 "category": "t.resolution_category_id", "manager": "t.resolution_assignee_id"},
+    "approvals": {"at": "t.approved_at", "department": "t.resolution_department_id",
+                  "category": "t.resolution_category_id", "manager": "t.resolution_assignee_id"},
+    "periods": {"at": "p.ended_at", "department": "p.department_id", "category": "p.category_id",
+                "manager": "p.assignee_id"},
+}
+_SELECT = {
+    "created": "t.ticket_id, t.created_at, t.subject, t.escalated_at, t.escalation_seconds,"
+               " t.escalation_working_seconds",
+    "first_responses": "t.ticket_id, t.first_response_seconds, t.first_response_working_seconds",
+    "resolved": "t.ticket_id, t.resolution, t.resolution_seconds, t.resolution_working_seconds, t.reopen_count",
+    "approvals": "t.ticket_id, t.rating, t.has_feedback",
+    "periods": "p.ticket_id, p.status, p.seconds, p.working_seconds",
+}
+FINAL_STATUSES = ("CLOSED", "CANCELLED", "REFUSED")
+
+
+def _where(dims: dict[str, str], scope: Scope, filters: dict[str, str | None]) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if not scope.everything:
+        clauses.append(f"({dims['department']} = ANY(%s) OR t.establishment = ANY(%s))")
+        params += [sorted(scope.teams), sorted(scope.establishments)]
+    for name, value in filters.items():
+        if value is not None:
+            column = "t.establishment" if name == "establishment" else dims[name]
+            clauses.append(f"{column} = %s")
+            params.append(value)
+    return clauses, params
+
+
+def _group(dims: dict[str, str], group_by: str | None) -> str:
+    if group_by is None:
+        return "NULL::text"
+    return "t.establishment" if group_by == "establishment" else dims[group_by]
+
+
+def fact_rows(conn: psycopg.Connection, kind: str, start: datetime, end: datetime, scope: Scope,
+              filters: dict[str, str | None], group_by: str | None) -> list[dict[str, Any]]:
+    """The facts of ``kind`` whose instant falls in ``[start, end)``, the caller may see
+    and ``filters`` keep, each with its ``group_key``."""
+    dims = _KINDS[kind]
+    clauses, params = _where(dims, scope, filters)
+    source = ("reporting.status_periods p JOIN reporting.tickets t USING (ticket_id)" if kind == "periods"
+              else "reporting.tickets t")
+    extra = " AND p.status <> ALL(%s)" if kind == "periods" else ""
+    return conn.execute(
+        f"SELECT {_group(dims, group_by)} AS group_key, {_SELECT[kind]} FROM {source}"
+        f" WHERE {dims['at']} >= %s AND {dims['at']} < %s{extra}"
+        + "".join(f" AND {c}" for c in clauses),
+        [start, end, *([list(FINAL_STATUSES)] if kind == "periods" else []), *params],
+    ).fetchall()
+
+
+def open_at(conn: psycopg.Connection, instant: datetime, scope: Scope, filters: dict[str, str | None],
+            group_by: str | None) -> list[dict[str, Any]]:
+    """The tickets not yet resolved at ``instant`` (open or awaiting approval), with the
+    dimensions they had then."""
+    dims = _KINDS["periods"]
+    clauses, params = _where(dims, scope, filters)
+    return conn.execute(
+        f"SELECT {_group(dims, group_by)} AS group_key, p.ticket_id FROM reporting.status_periods p"
+        " JOIN reporting.tickets t USING (ticket_id)"
+        " WHERE p.started_at <= %s AND (p.ended_at IS NULL OR p.ended_at > %s) AND p.status <> ALL(%s)"
+        + "".join(f" AND {c}" for c in clauses),
+        [instant, instant, list(FINAL_STATUSES), *params],
+    ).fetchall()
