@@ -61,6 +61,7 @@ LEEWAY_SECONDS = 30
 MAX_TOKEN_BYTES = 8192
 CACHE_SIZE = 10_000  # verified tokens remembered until they expire
 FETCH_TIMEOUT_SECONDS = 5.0
+FAILURE_BACKOFF_SECONDS = 5.0  # after a failed fetch, the keys in hand are used this long
 MAX_DOCUMENT_BYTES = 1024 * 1024  # a discovery document or a JWKS larger than this is refused
 
 ASYMMETRIC = {"RS256", "PS256", "ES256", "EdDSA"}
@@ -238,6 +239,7 @@ class KeySet:
         self._fetch = fetch
         self._keys: dict[str, tuple[Any, set[str]]] = {}
         self._fetched_at = 0.0
+        self._failed_until = 0.0
         self._refetches: deque[float] = deque()
         self._lock = threading.Lock()
 
@@ -246,7 +248,10 @@ class KeySet:
         if kid is not None and (not isinstance(kid, str) or not kid or len(kid) > 200):
             raise Unauthenticated("the token's header must name its key (kid)")
         with self._lock:
-            if not self._fetched_at or time.monotonic() - self._fetched_at > self.max_age:
+            now = time.monotonic()
+            if now < self._failed_until:
+                pass  # the issuer just failed to answer: use what we have for a few seconds
+            elif not self._fetched_at or now - self._fetched_at > self.max_age:
                 self._refresh()
             elif self._find(kid, alg) is None and self._may_refetch():
                 log.info("unknown key id: fetching the issuer's keys again", issuer=self.issuer, kid=kid)
@@ -282,6 +287,8 @@ class KeySet:
             document = self._fetch(url)
         except Exception as exc:  # noqa: BLE001 - any failure: keep the keys we have, refuse the unknown
             log.warning("the issuer's keys cannot be fetched", issuer=self.issuer, error=str(exc))
+            # Not once per request while it is down: each try may wait FETCH_TIMEOUT_SECONDS.
+            self._failed_until = time.monotonic() + FAILURE_BACKOFF_SECONDS
             return
         keys: dict[str, tuple[Any, set[str]]] = {}
         for jwk in document.get("keys") or []:

@@ -306,3 +306,17 @@ def test_a_token_without_kid_is_checked_only_while_the_issuer_publishes_one_key(
     keys = KeySet(jwks_url="https://idp.example/jwks", refetch_per_minute=0, fetch=lambda url: {"keys": published})
     with pytest.raises(Unauthenticated):
         keys.key(None, "RS256")  # which one? refused rather than guessed
+
+
+def test_an_issuer_that_fails_is_not_asked_again_at_every_request():
+    calls: list[str] = []
+
+    def down(url: str) -> dict[str, Any]:
+        calls.append(url)
+        raise OSError("connection refused")
+
+    keys = KeySet(jwks_url="https://idp.example/jwks", fetch=down)
+    for _ in range(10):
+        with pytest.raises(Unauthenticated):
+            keys.key("k1", "RS256")
+    assert len(calls) == 1
