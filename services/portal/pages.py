@@ -19,6 +19,7 @@ from werkzeug.wrappers import Request, Response
 from services.portal import sso, words
 from services.portal.app import PageError, Portal, Visit, page, redirect, safe_next
 from services.portal.backend import Answer, NotFound
+from services.portal.i18n import N_
 from shared.auth import Identity
 
 log = structlog.stdlib.get_logger("guichet.portal.pages")
@@ -370,11 +371,11 @@ class PortalPages:
 
     # Simple actions of the ACTIONS menu: (the form's fields -> the API body, message).
     SIMPLE = {
-        "cancel": ({"reason": "reason"}, "La demande est annulée."),
-        "close": ({}, "La demande est clôturée."),
-        "reopen": ({"reason": "reason"}, "La demande est ré-ouverte."),
-        "change-subject": ({"subject": "subject"}, "Le sujet est modifié."),
-        "change-priority": ({"priority": "priority"}, "La priorité est modifiée."),
+        "cancel": ({"reason": "reason"}, N_("La demande est annulée.")),
+        "close": ({}, N_("La demande est clôturée.")),
+        "reopen": ({"reason": "reason"}, N_("La demande est ré-ouverte.")),
+        "change-subject": ({"subject": "subject"}, N_("Le sujet est modifié.")),
+        "change-priority": ({"priority": "priority"}, N_("La priorité est modifiée.")),
     }
 
     @page("POST", "/tickets/<ticket>/actions/<action>")
