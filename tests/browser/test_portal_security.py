@@ -130,6 +130,28 @@ def test_html_in_a_ticket_shows_as_text_and_never_runs(stack: Stack, browser: Br
     browser.screenshots("ticket-with-html-typed")
 
 
+def test_a_large_file_uploads_with_a_progress_bar(stack: Stack, browser: Browser, tmp_path):
+    browser.sign_in("ines2")
+    browser.open("/tickets/new?category=impression")
+    browser.fill("#subject", "Journal de l'imprimante")
+    browser.fill("#description", "Le journal est joint.")
+    browser.press("Créer le ticket")
+    number = int(re.search(r"n°(\d+)", browser.text("h1")).group(1))
+    browser.open(f"/tickets/{number}")
+    log = tmp_path / "journal-imprimante.txt"
+    log.write_text("ligne du journal de l'imprimante\n" * 25_000, encoding="utf-8")  # ~850 KB: the XHR path
+    browser.button("Ajouter commentaire").click()
+    browser.fill("#comment-body", "Voici le journal complet.")
+    browser.find("#comment-files").send_keys(str(log))
+    browser.driver.execute_script("window.guichetMarker = 'same window'")
+    browser.click_and_wait(browser.button("Ajouter le commentaire"))
+    assert "Votre commentaire a été ajouté." in browser.text(".notice-success")
+    assert "journal-imprimante.txt" in browser.text("#fichiers")
+    assert browser.path == f"/tickets/{number}"
+    # The page came through portal.js's XMLHttpRequest (with its progress bar), not a navigation.
+    assert browser.driver.execute_script("return window.guichetMarker") == "same window"
+
+
 @pytest.fixture(scope="module")
 def no_js_browser(stack: Stack) -> Iterator[Browser]:
     from selenium import webdriver
