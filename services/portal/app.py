@@ -188,7 +188,8 @@ class Portal:
             404: i18n.N_("Page introuvable"), 405: i18n.N_("Méthode non autorisée"),
             413: i18n.N_("Fichier trop volumineux"), 503: i18n.N_("Service momentanément indisponible"),
         }
-        title = visit.gettext(titles.get(status, i18n.N_("Une erreur est survenue")))
+        fallback = i18n.N_("Une erreur est survenue")
+        title = visit.gettext(titles.get(status, fallback))
         try:
             response = self.render(visit, "error.html", status=status, title=title, message=message,
                                    error_status=status, unread=0)

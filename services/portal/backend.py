@@ -8,12 +8,15 @@ answers 5xx) raises ``BackendUnavailable``: the portal shows its friendly 503 pa
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import quote
 
+import eventlet
 import requests
 import structlog
 from requests.adapters import HTTPAdapter
@@ -22,6 +25,9 @@ from shared.auth import Identity, token_for
 from shared.config import Settings
 
 log = structlog.stdlib.get_logger("guichet.portal.backend")
+
+TOKEN_SECONDS = 300  # the services' tokens for a person live five minutes...
+TOKEN_MARGIN = 240  # ...and the portal uses each for one minute at most
 
 
 class BackendUnavailable(Exception):
@@ -72,6 +78,8 @@ class Backend:
         self.settings = settings
         self.timeout = timeout
         self.sessions: dict[str, requests.Session] = {}
+        self._tokens: dict[Identity, tuple[str, float]] = {}
+        self._lock = threading.Lock()
         for name in self.urls:
             session = requests.Session()
             adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
@@ -83,6 +91,37 @@ class Backend:
         for session in self.sessions.values():
             session.close()
 
+    def token(self, identity: Identity) -> str:
+        """A short-lived token for ``identity``, reused for a minute: the services
+        remember a token they verified, so the same one costs them no signature check."""
+        now = time.time()
+        cached = self._tokens.get(identity)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        token = token_for(self.settings, identity, ttl_seconds=TOKEN_SECONDS)
+        with self._lock:
+            if len(self._tokens) > 10_000:
+                self._tokens.clear()
+            self._tokens[identity] = (token, now + TOKEN_SECONDS - TOKEN_MARGIN)
+        return token
+
+    @staticmethod
+    def together(*calls: Callable[[], Any]) -> list[Any]:
+        """The calls' results, made at the same time (one green thread each); the first
+        exception, if any, raised once they have all finished."""
+        pool = eventlet.GreenPool(len(calls))
+        threads = [pool.spawn(call) for call in calls]
+        results, error = [], None
+        for thread in threads:
+            try:
+                results.append(thread.wait())
+            except Exception as exc:  # noqa: BLE001 - re-raised below, after the others
+                results.append(None)
+                error = error or exc
+        if error is not None:
+            raise error
+        return results
+
     # -- plumbing
 
     def call(self, service: str, method: str, path: str, identity: Identity | None, *,
@@ -91,7 +130,7 @@ class Backend:
         """One request; an ``Answer`` (or the raw response when ``stream``)."""
         sent = dict(headers or {})
         if identity is not None:
-            sent["Authorization"] = f"Bearer {token_for(self.settings, identity)}"
+            sent["Authorization"] = f"Bearer {self.token(identity)}"
         if language:
             sent["Accept-Language"] = language
         if method in ("POST", "PUT"):

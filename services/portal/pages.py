@@ -8,6 +8,7 @@ answer; no page changes anything on a GET, every POST checks the CSRF token firs
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from typing import Any
@@ -19,6 +20,7 @@ from werkzeug.wrappers import Request, Response
 from services.portal import sso, words
 from services.portal.app import PageError, Portal, Visit, page, redirect, safe_next
 from services.portal.backend import Answer, NotFound
+from services.portal.i18n import N_
 from shared.auth import Identity
 
 log = structlog.stdlib.get_logger("guichet.portal.pages")
@@ -105,16 +107,16 @@ class PortalPages:
 
     @page("GET", "/healthz")
     def healthz(self, visit: Visit) -> Response:
-        return Response('{"status":"ok"}', mimetype="application/json")
+        return Response(json.dumps({"status": "ok"}), mimetype="application/json")
 
     @page("GET", "/readyz")
     def readyz(self, visit: Visit) -> Response:
+        """Ready as soon as it serves pages: a service away shows its friendly 503 page,
+        and taking the portal out of the Service for it would only make things worse.
+        The body says which services answer, for operators."""
         checks = self.portal.backend.ready()
-        ok = all(v == "ok" for v in checks.values())
-        import json
-
-        return Response(json.dumps({"status": "ok" if ok else "unavailable", "checks": checks}),
-                        status=200 if ok else 503, mimetype="application/json")
+        status = "ok" if all(v == "ok" for v in checks.values()) else "degraded"
+        return Response(json.dumps({"status": status, "checks": checks}), mimetype="application/json")
 
     @page("GET", "/static/<name>")
     def static_file(self, visit: Visit, name: str) -> Response:
@@ -135,13 +137,14 @@ class PortalPages:
             params.append(("q", q))
         if cursor:
             params.append(("cursor", cursor))
-        result = self.portal.backend.tickets(identity, params)
+        backend = self.portal.backend
+        result, unread = backend.together(lambda: backend.tickets(identity, params), lambda: backend.unread(identity))
         base = [("scope", scope)] + [("status", s) for s in statuses] + ([("q", q)] if q else [])
         next_url = "/?" + urlencode([*base, ("cursor", result["next_cursor"])]) if result.get("next_cursor") else None
         first_url = "/?" + urlencode(base) if cursor else None
         return self.portal.render(visit, "home.html", tickets=result["items"], scope=scope, statuses=statuses, q=q,
                                   next_url=next_url, first_url=first_url, invalid=bool(result.get("invalid")),
-                                  scopes=SCOPES)
+                                  scopes=SCOPES, unread=unread)
 
     # -- Créer un ticket
 
@@ -248,8 +251,11 @@ class PortalPages:
                      template: str = "ticket.html") -> Response:
         identity = visit.person()
         backend = self.portal.backend
-        ticket = backend.ticket(identity, ticket_ref)
-        history = backend.history(identity, ticket["id"])
+        # The ticket, its history, the owner's latest tickets and the feed's count at once.
+        ticket, history, mine, unread = backend.together(
+            lambda: backend.ticket(identity, ticket_ref), lambda: backend.history(identity, ticket_ref),
+            lambda: backend.tickets(identity, [("scope", "mine"), ("limit", "6")]), lambda: backend.unread(identity),
+        )
         labels = {f"category:{ticket['category']['id']}": ticket["category"]["label"]}
         if ticket.get("department"):
             labels[f"department:{ticket['department']['id']}"] = ticket["department"]["label"]
@@ -257,13 +263,13 @@ class PortalPages:
         owner_tickets: list[dict[str, Any]] = []
         requester = ticket.get("requester") or {}
         if requester.get("id") == identity.login:
-            owner_tickets = [t for t in backend.tickets(identity, [("scope", "mine"), ("limit", "6")])["items"]
-                             if t["id"] != ticket["id"]][:5]
+            owner_tickets = [t for t in mine["items"] if t["id"] != ticket["id"]][:5]
         watching = any((w or {}).get("id") == identity.login for w in ticket.get("watchers") or [])
         return self.portal.render(
             visit, template, status=status, ticket=ticket, history=entries, owner_tickets=owner_tickets,
             actions=set(ticket.get("allowed_actions") or []), errors=errors or {}, values=values or {},
             watching=watching, open_action=open_action, is_requester=requester.get("id") == identity.login,
+            unread=unread,
             pending_question=_latest(ticket, history, "pending_question", "WAITING_FOR_INFO", "InformationRequested",
                                      "question"),
             proposed_resolution=_latest(ticket, history, "proposed_resolution", "CLOSURE_REQUESTED",
@@ -370,11 +376,11 @@ class PortalPages:
 
     # Simple actions of the ACTIONS menu: (the form's fields -> the API body, message).
     SIMPLE = {
-        "cancel": ({"reason": "reason"}, "La demande est annulée."),
-        "close": ({}, "La demande est clôturée."),
-        "reopen": ({"reason": "reason"}, "La demande est ré-ouverte."),
-        "change-subject": ({"subject": "subject"}, "Le sujet est modifié."),
-        "change-priority": ({"priority": "priority"}, "La priorité est modifiée."),
+        "cancel": ({"reason": "reason"}, N_("La demande est annulée.")),
+        "close": ({}, N_("La demande est clôturée.")),
+        "reopen": ({"reason": "reason"}, N_("La demande est ré-ouverte.")),
+        "change-subject": ({"subject": "subject"}, N_("Le sujet est modifié.")),
+        "change-priority": ({"priority": "priority"}, N_("La priorité est modifiée.")),
     }
 
     @page("POST", "/tickets/<ticket>/actions/<action>")

@@ -31,6 +31,7 @@ class Journey:
     number: int | None = None
     ticket_id: str | None = None
     assignee: str | None = None
+    assignee_name: str | None = None
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def ticket_json(stack: Stack, journey: Journey) -> dict[str, Any]:
 
 def manager_act(stack: Stack, journey: Journey, action: str, body: dict[str, Any]) -> dict[str, Any]:
     response = stack.api("POST", "tickets", f"/api/v1/tickets/{journey.ticket_id}/actions/{action}",
-                         journey.assignee, json=body, establishment="0540001A")
+                         journey.assignee, name=journey.assignee_name, json=body, establishment="0540001A")
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -155,7 +156,7 @@ def test_the_acknowledgement_email_links_to_the_ticket(browser: Browser, stack: 
     assert len(browser.find_all("#historique .description li")) == 2
     # Routing sent it to the establishment's ENT referents, one of whom took it.
     ticket = wait_for(lambda: (t := ticket_json(stack, journey))["assignee"] and t, what="routing to assign")
-    journey.assignee = ticket["assignee"]["id"]
+    journey.assignee, journey.assignee_name = ticket["assignee"]["id"], ticket["assignee"]["name"]
     assert journey.assignee in REFERENTS
     browser.driver.refresh()
     browser.check_page("ticket")

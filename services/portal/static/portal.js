@@ -21,8 +21,11 @@
       if (bar && e.lengthComputable) bar.value = Math.round(100 * e.loaded / e.total);
     });
     xhr.addEventListener("load", function () {
-      if (xhr.responseURL && xhr.responseURL !== form.action) { window.location.assign(xhr.responseURL); return; }
+      // The answer is the page a normal submit would show (after its redirect, if any):
+      // show it, at its address, without asking for it again (its message shows once).
+      var url = xhr.responseURL || form.action;
       document.open(); document.write(xhr.responseText); document.close();
+      if (window.history && url) window.history.replaceState(null, "", url);
     });
     xhr.addEventListener("error", function () { form.submit(); });
     xhr.send(data);
