@@ -385,7 +385,10 @@ def _allow(exc: HTTPException) -> dict[str, str]:
 eventlet_wsgi.MAX_HEADER_LINE = eventlet_wsgi.MAX_TOTAL_HEADER_SIZE
 
 # Each service has its own port (ARCHITECTURE.md), so several can share a process.
-DEFAULT_PORTS = {"tickets": 8000, "routing": 8001, "notifier": 8002, "attachments": 8003, "escalation": 8004}
+DEFAULT_PORTS = {
+    "tickets": 8000, "routing": 8001, "notifier": 8002, "attachments": 8003,
+    "escalation": 8004, "portal": 8005, "reporting": 8006,
+}
 
 
 def http_address(service: str, env: Mapping[str, str] | None = None) -> str:

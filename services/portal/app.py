@@ -114,6 +114,7 @@ class Portal:
 
     def __init__(self, settings: PortalSettings, service_settings: Settings) -> None:
         self.settings = settings
+        self.service_settings = service_settings
         self.backend = Backend(settings.backend_urls, service_settings, settings.backend_timeout)
         self.codec = SessionCodec(settings.session_secret, settings.session_idle_minutes, settings.session_hours)
         self.translations = i18n.load_translations()

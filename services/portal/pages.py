@@ -21,7 +21,7 @@ from services.portal import sso, words
 from services.portal.app import PageError, Portal, Visit, page, redirect, safe_next
 from services.portal.backend import Answer, NotFound
 from services.portal.i18n import N_
-from shared.auth import Identity
+from shared.auth import Identity, portal_jwks
 
 log = structlog.stdlib.get_logger("guichet.portal.pages")
 
@@ -117,6 +117,14 @@ class PortalPages:
         checks = self.portal.backend.ready()
         status = "ok" if all(v == "ok" for v in checks.values()) else "degraded"
         return Response(json.dumps({"status": status, "checks": checks}), mimetype="application/json")
+
+    @page("GET", "/.well-known/jwks.json")
+    def jwks(self, visit: Visit) -> Response:
+        """The public half of ``PORTAL_SIGNING_KEY``: the services check the tokens the
+        portal mints for a signed-in person against it (``PORTAL_JWKS_URL``)."""
+        document = portal_jwks(self.portal.service_settings)
+        return Response(json.dumps(document), mimetype="application/jwk-set+json",
+                        headers={"Cache-Control": "public, max-age=300"})
 
     @page("GET", "/static/<name>")
     def static_file(self, visit: Visit, name: str) -> Response:
