@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.notifier.recipients import INTERNAL, Recipient, TicketPicture
+from shared.events import visible_data
 
 LANGUAGES = ("fr", "en")
 SYSTEM_NAME = "Guichet"
@@ -250,9 +251,11 @@ def describe(
     }
     quote_label, quote = None, None
     if event_type in _QUOTES:
-        field_name, label_fr, label_en, internal = _QUOTES[event_type]
-        text = data.get(field_name)
-        if text and (recipient.sees_internal or not internal):
+        field_name, label_fr, label_en, _ = _QUOTES[event_type]
+        # What the recipient may see of the event: the rule the ticket's history follows.
+        seen = visible_data(event_type, data, sees_internal=recipient.sees_internal, attachment_visibility="public")
+        text = (seen or {}).get(field_name)
+        if text:
             quote_label, quote = (label_en if language == "en" else label_fr), text
     elif event_type == "InformationProvided" and data.get("comment_id") in picture.answers:
         quote_label, quote = ("Answer" if language == "en" else "Réponse"), picture.answers[data["comment_id"]]

@@ -25,7 +25,7 @@ from psycopg_pool import ConnectionPool
 from services.tickets import projections
 from services.tickets.domain import COMMANDS, Actor, Change, Context, InvalidArgument, Ticket, User
 from services.tickets.views import LABELS, render
-from shared.events import SCHEMA_VERSIONS, encode_data
+from shared.events import SCHEMA_VERSIONS, encode_data, visible_data
 from shared.eventstore import ConcurrencyError, EventStore, NewEvent, RecordedEvent, Statement
 
 log = structlog.stdlib.get_logger("guichet.tickets")
@@ -84,6 +84,17 @@ class DatabaseMembership:
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
         self._departments: dict[str, frozenset[str]] = {}
+        self._managers: dict[str, list[User]] = {}
+
+    def managers(self, department_id: str) -> list[User]:
+        """The department's managers, as the copy of routing's teams says now."""
+        if department_id not in self._managers:
+            rows = self.conn.execute(
+                "SELECT user_id, name, email FROM tickets.department_managers WHERE department_id = %s"
+                " ORDER BY user_id", (department_id,)
+            ).fetchall()
+            self._managers[department_id] = [User(r["user_id"], r["name"], r["email"]) for r in rows]
+        return self._managers[department_id]
 
     def manages(self, user_id: str, department_id: str | None) -> bool:
         if department_id is None:
@@ -298,6 +309,7 @@ class TicketCommands:
                 "causation_id": causation_id,
                 "data": stored,
                 "ticket": ticket.summary(),
+                "audience": ticket.audience(ctx.membership.managers),
             }
             new_events.append(
                 NewEvent(change.event_type, stored, metadata, SCHEMA_VERSIONS[change.event_type], event_id, message)
@@ -403,16 +415,14 @@ class TicketCommands:
                 raise TicketNotFound(ticket_ref)
             internal = ticket.sees_internal(ctx)
             events = self.store.load(conn, projections.stream_id(ticket.id))
-        internal_attachments = {
-            e.data["attachment_id"]
-            for e in events
-            if e.event_type == "AttachmentAdded" and e.data["visibility"] == "internal"
-        }
-        return [
-            _event_view(e)
-            for e in events
-            if internal or not _is_internal(e, internal_attachments)
-        ]
+        attachments = {e.data["attachment_id"]: e.data["visibility"] for e in events if e.event_type == "AttachmentAdded"}
+        views = []
+        for event in events:
+            data = visible_data(event.event_type, event.data, sees_internal=internal,
+                                attachment_visibility=attachments.get(event.data.get("attachment_id", "")))
+            if data is not None:
+                views.append(_event_view(event, data))
+        return views
 
 
 def _remember(actor: Actor, key: str, action: str, fingerprint: str, result: dict[str, Any]) -> Statement:
@@ -433,17 +443,7 @@ def _run_alone(conn: psycopg.Connection, statement: Statement) -> None:
         raise ConcurrencyError("idempotency", 0) from exc
 
 
-def _is_internal(event: RecordedEvent, internal_attachments: set[str]) -> bool:
-    if event.event_type in ("CommentAdded", "AttachmentAdded"):
-        return event.data["visibility"] == "internal"
-    if event.event_type == "AttachmentRemoved":
-        return event.data["attachment_id"] in internal_attachments
-    # A referent's reason to escalate, the answer to it and the support's note back are
-    # between managers.
-    return event.event_type in ("EscalationRequested", "EscalationRefused", "TicketReturnedToReferent")
-
-
-def _event_view(event: RecordedEvent) -> dict[str, Any]:
+def _event_view(event: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]:
     meta = event.metadata
     return {
         "id": str(event.event_id),
@@ -453,7 +453,7 @@ def _event_view(event: RecordedEvent) -> dict[str, Any]:
         "actor": {"id": meta["actor"]["id"], "name": meta["actor"]["name"], "kind": meta["actor"]["kind"]},
         "status_before": meta.get("status_before"),
         "status_after": meta.get("status_after"),
-        "data": event.data,
+        "data": data,
     }
 
 

@@ -315,6 +315,8 @@ class Ticket:
     escalation: str = "none"
     invitees: dict[str, dict[str, Any]] = field(default_factory=dict)
     watchers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Watchers who watched as admins: they see the ticket without another role on it.
+    admin_watchers: list[str] = field(default_factory=list)
     comments: list[dict[str, Any]] = field(default_factory=list)
     attachments: dict[str, dict[str, Any]] = field(default_factory=dict)
     question: str | None = None
@@ -360,6 +362,41 @@ class Ticket:
 
     def sees_internal(self, ctx: Context) -> bool:
         return _is_manager(self, ctx)
+
+    def teams(self) -> list[str]:
+        """The departments whose managers see the ticket: its own, and the referent one
+        while escalated."""
+        teams = [self.department_id] if self.department_id else []
+        if self.escalation == "escalated" and self.referent_department_id not in (None, self.department_id):
+            teams.append(self.referent_department_id)
+        return teams
+
+    def audience(self, managers: Callable[[str], Iterable[User]]) -> list[dict[str, Any]]:
+        """Everyone who may see the ticket now, by the same rule as ``user_can_view``
+        (``managers(team)`` lists a team's managers): ``{"id", "name", "email",
+        "internal", "teams"}``, ``internal`` for those who see internal content. Every
+        event carries it, so who is told is decided from who could see the ticket then."""
+        found: dict[str, dict[str, Any]] = {}
+
+        def add(ref: dict[str, Any], internal: bool, team: str | None = None) -> None:
+            entry = found.setdefault(
+                ref["id"], {"id": ref["id"], "name": ref.get("name"), "email": ref.get("email"),
+                            "internal": False, "teams": []})
+            entry["internal"] = entry["internal"] or internal
+            if team is not None and team not in entry["teams"]:
+                entry["teams"].append(team)
+
+        for team in self.teams():
+            for manager in managers(team):
+                add(manager.ref(), True, team)
+        if self.requester is not None:
+            add(self.requester, False)
+        for invitee in self.invitees.values():
+            add(invitee, False)
+        for user_id in self.admin_watchers:
+            if user_id in self.watchers:
+                add(self.watchers[user_id], True)
+        return list(found.values())
 
     def refusal(self, action: str, ctx: Context) -> DomainError | None:
         """Why ``action`` is refused to the actor now, or None if it is allowed."""
@@ -600,7 +637,7 @@ class Ticket:
                 raise InvalidArgument("watch", self.status, "user", f"{user.id} cannot see this ticket")
         if user.id in self.watchers:
             raise InvalidTransition("watch", self.status, f"{user.id} already watches the ticket")
-        return [Change("WatchStarted", {"user": user.ref()})]
+        return [Change("WatchStarted", {"user": user.ref(), "admin": user.id == ctx.actor.id and ctx.actor.admin})]
 
     def unwatch(self, ctx: Context, *, user_id: str | None = None) -> list[Change]:
         self._check("unwatch", ctx)
@@ -795,9 +832,13 @@ class Ticket:
 
     def _on_WatchStarted(self, d: dict[str, Any], at: datetime, actor: dict[str, Any]) -> None:
         self.watchers[d["user"]["id"]] = d["user"]
+        if d.get("admin") and d["user"]["id"] not in self.admin_watchers:
+            self.admin_watchers.append(d["user"]["id"])
 
     def _on_WatchStopped(self, d: dict[str, Any], at: datetime, actor: dict[str, Any]) -> None:
         self.watchers.pop(d["user"]["id"], None)
+        if d["user"]["id"] in self.admin_watchers:
+            self.admin_watchers.remove(d["user"]["id"])
 
     def _on_AttachmentAdded(self, d: dict[str, Any], at: datetime, actor: dict[str, Any]) -> None:
         self.attachments[d["attachment_id"]] = {

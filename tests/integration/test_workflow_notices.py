@@ -11,11 +11,63 @@ import eventlet
 import pytest
 from nameko.standalone.rpc import ServiceRpcClient
 
+from services.notifier.service import NotifierService
+from services.routing.service import RoutingService
 from services.tickets.domain import InvalidTransition
-from tests.helpers import person, wait_until
-from tests.integration.test_notifier_flow import services, smtp  # noqa: F401 - fixtures
+from services.tickets.service import TicketsService
+from shared import db
+from tests.helpers import SmtpServer, free_port, load_routing, person, wait_until
+from tests.integration.test_notifier_delivery import NOTIFIER_TABLES, notifier_config
 
-pytestmark = pytest.mark.usefixtures("services")
+
+def _managers(*logins: str) -> list[dict[str, Any]]:
+    return [{"user": u, "name": u.title(), "email": f"{u}@univ.example"} for u in logins]
+
+
+CONFIG = {
+    "departments": [
+        {"id": "dnum-ent", "label": {"fr": "DNUM - ENT", "en": "IT - ENT"}, "assignment_policy": "none",
+         "managers": _managers("marc", "mona", "max")},
+        {"id": "support-central", "label": "Support central", "assignment_policy": "none",
+         "managers": _managers("sam", "sue")},
+        {"id": "scolarite", "label": "Scolarité", "assignment_policy": "none", "managers": _managers("oscar")},
+    ],
+    "categories": [{"id": "ent-connexion", "label": "Problème de connexion", "department": "dnum-ent"},
+                   {"id": "inscriptions", "label": "Inscriptions", "department": "scolarite"}],
+}
+REASON = "MOTIF-INTERNE-7 annuaire à vérifier côté support"
+NOTE_BACK = "NOTE-RETOUR-9 compte recréé, à vous"
+
+
+@pytest.fixture
+def smtp():
+    server = SmtpServer(free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def services(container_factory, broker_uri, database_url, tickets_db, smtp):
+    """tickets, routing and notifier running; three teams; ines is known to tickets."""
+    with db.connect(database_url) as conn:
+        load_routing(conn, CONFIG, NOTIFIER_TABLES)
+        conn.execute("INSERT INTO tickets.users (id, name, email, establishment) VALUES"
+                     " ('ines', 'Ines', 'ines@univ.example', '0540001A')")
+    config = notifier_config(broker_uri, database_url, SMTP_URL=f"smtp://127.0.0.1:{smtp.port}",
+                             HTTP_ADDRESSES={"tickets": "127.0.0.1:0", "routing": "127.0.0.1:0",
+                                             "notifier": "127.0.0.1:0"})
+    container_factory(NotifierService, config).start()
+    container_factory(TicketsService, config).start()
+    container_factory(RoutingService, config).start()
+
+    def copied():
+        with tickets_db.connection() as conn:
+            return conn.execute("SELECT (SELECT count(*) FROM notifier.team_managers)"
+                                " + (SELECT count(*) FROM tickets.department_managers) AS n").fetchone()["n"] == 12
+
+    wait_until(copied, what="the copies of the teams")
+    return tickets_db
 
 
 class Told:
@@ -66,7 +118,7 @@ def submitted(rpc: Any, login: str = "alice") -> str:
     return ticket["id"]
 
 
-def test_concurrent_takes_one_wins_and_the_requester_hears_once(services, smtp):  # noqa: F811
+def test_concurrent_takes_one_wins_and_the_requester_hears_once(services, smtp):
     with ServiceRpcClient("tickets") as rpc:
         tid = submitted(rpc)
     outcomes: dict[str, str] = {}
@@ -109,3 +161,48 @@ def test_concurrent_takes_one_wins_and_the_requester_hears_once(services, smtp):
     [over] = told.mails_to(winner, "TicketAssigned")
     assert "Demande reprise par" in over["Subject"]
     assert loser.title() in over.get_body(("plain",)).get_content()
+
+
+def system(service: str) -> dict[str, Any]:
+    return {"id": f"system:{service}", "name": service, "kind": "system"}
+
+
+def test_the_escalation_reason_is_internal_in_history_feed_and_email(services, smtp):
+    with ServiceRpcClient("tickets") as rpc:
+        tid = submitted(rpc)
+        rpc.take(person("marc"), tid)
+        rpc.invite(person("alice"), tid, "ines")
+        rpc.escalate(person("marc"), tid, REASON)
+        rpc.escalate_to(system("escalation"), tid, "support-central", REASON)
+        rpc.comment(person("sam"), tid, "Le support regarde.")
+        histories = {login: rpc.history(person(login), tid) for login in ("alice", "ines", "marc", "sam")}
+        rpc.return_to_referent(person("sam"), tid, NOTE_BACK)
+        after = {login: rpc.history(person(login), tid) for login in ("alice", "marc")}
+
+    for login in ("alice", "ines"):
+        types = [e["type"] for e in histories[login]]
+        assert "TicketEscalated" in types and "EscalationRequested" not in types
+        assert REASON not in repr(histories[login])
+    assert "TicketReturnedToReferent" in [e["type"] for e in after["alice"]]
+    assert NOTE_BACK not in repr(after["alice"]) and NOTE_BACK in repr(after["marc"])
+    for login in ("marc", "sam"):
+        [escalated] = [e for e in histories[login] if e["type"] == "TicketEscalated"]
+        assert escalated["data"]["reason"] == REASON
+
+    told = Told(services, smtp.inbox, tid)
+    fed, mailed = told.of("TicketEscalated")[0]
+    # the support, the requester and the referents are told (the actor is the escalation service)
+    assert fed == mailed == {"sam", "sue", "alice", "marc", "mona", "max"}
+    for message in told.messages:
+        login = message["To"].addresses[0].username
+        if login in ("alice", "ines"):
+            assert REASON not in message.as_string() and NOTE_BACK not in message.as_string()
+    assert any(REASON in m.get_body(("plain",)).get_content() for m in told.mails_to("sam", "TicketEscalated"))
+    # returned: the referents and the requester; the support can no longer see the ticket
+    fed, mailed = told.of("TicketReturnedToReferent")[0]
+    assert fed == mailed == {"marc", "mona", "max", "alice"}
+    assert any(NOTE_BACK in m.get_body(("plain",)).get_content()
+               for m in told.mails_to("marc", "TicketReturnedToReferent"))
+    for entry in told.feed:
+        if entry["user_id"] in ("alice", "ines"):
+            assert REASON not in entry["summary_fr"] and NOTE_BACK not in entry["summary_fr"]

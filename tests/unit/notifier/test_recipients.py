@@ -94,7 +94,7 @@ TABLE = [
     ("EscalationRefused", {"reason": "disabled"}, "system:escalation",
      picture(assignee=None, department=REFERENTS), {"rene", "rita"}),
     ("TicketReturnedToReferent", {"department_id": REFERENTS, "comment": "c"}, "vera",
-     picture(assignee=None, department=REFERENTS, escalation="returned"), {"rene", "rita"}),
+     picture(assignee=None, department=REFERENTS, escalation="returned"), {"rene", "rita", "alice"}),
     ("AttachmentAdded", {"attachment_id": "att-public", "filename": "a.png", "size": 1, "content_type": "image/png",
                          "visibility": "public"}, "alice", None, PUBLIC_AUDIENCE - {"alice"}),
     ("AttachmentAdded", {"attachment_id": "att-internal", "filename": "b.png", "size": 1,
