@@ -117,7 +117,8 @@ class RoutingHttp(ServiceProbes):
     def delete_category(self, request: Request, category_id: str) -> Response:
         self.backend.admin(request)
         read_json(request, schemas.Empty())  # no body, or an empty JSON object
-        self.backend.catalogue.change(lambda c: admin.remove_category(c, category_id))
+        self.backend.catalogue.change(lambda c: admin.remove_category(c, category_id),
+                                      admin.no_open_tickets(category_id))
         return Response(status=204)
 
     # -- departments and their managers

@@ -139,6 +139,11 @@ def _is_requester(t: Ticket, ctx: Context) -> bool:
     return t.requester is not None and t.requester["id"] == ctx.actor.id
 
 
+def _is_requester_unless_refused(t: Ticket, ctx: Context) -> bool:
+    # A manager's refusal is final for the requester: they may not reopen it again and again.
+    return t.status != REFUSED and _is_requester(t, ctx)
+
+
 def _is_invitee(t: Ticket, ctx: Context) -> bool:
     return ctx.actor.id in t.invitees
 
@@ -170,6 +175,7 @@ def _is_local_referent(t: Ticket, ctx: Context) -> bool:
 
 ROLES: dict[str, Callable[[Ticket, Context], bool]] = {
     "requester": _is_requester,
+    "requester (but of a refused ticket)": _is_requester_unless_refused,
     "invitee": _is_invitee,
     "assignee": _is_assignee,
     "former assignee": _is_assignee,  # a final ticket keeps its last assignee
@@ -258,7 +264,7 @@ RULES: dict[str, Rule] = {
     "close": Rule(OPEN, ("requester",)),
     "cancel": Rule(OPEN, ("requester",)),
     "refuse": Rule(OPEN, ("manager",)),
-    "reopen": Rule(FINAL, ("requester", "former assignee", "manager"), _within_reopen_window),
+    "reopen": Rule(FINAL, ("requester (but of a refused ticket)", "former assignee", "manager"), _within_reopen_window),
     "move": Rule(OPEN, ("manager",)),
     "invite": Rule(NOT_FINAL, ("requester", "manager")),
     "uninvite": Rule(NOT_FINAL, ("requester", "manager")),
@@ -288,6 +294,14 @@ def _required_text(action: str, status: str | None, name: str, value: Any) -> st
     if not isinstance(value, str) or not value.strip():
         raise InvalidArgument(action, status, name, f"{name} is required and cannot be blank")
     return value.strip()
+
+
+def _subject(action: str, status: str | None, value: Any) -> str:
+    """A subject is one line: it heads every email and list."""
+    subject = _required_text(action, status, "subject", value)
+    if any(c in subject for c in "\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029"):
+        raise InvalidArgument(action, status, "subject", "the subject is one line: no line break")
+    return subject
 
 
 # --- the aggregate ------------------------------------------------------------------------
@@ -448,7 +462,7 @@ class Ticket:
         data = {
             "ticket_id": ticket_id,
             "number": number,
-            "subject": _required_text("submit", status, "subject", subject),
+            "subject": _subject("submit", status, subject),
             "description": _required_text("submit", status, "description", description),
             "phone": phone.strip() if isinstance(phone, str) and phone.strip() else None,
             "priority": _priority("submit", status, DEFAULT_PRIORITY if priority is None else priority),
@@ -691,7 +705,7 @@ class Ticket:
 
     def change_subject(self, ctx: Context, *, subject: str) -> list[Change]:
         self._check("change_subject", ctx)
-        subject = _required_text("change_subject", self.status, "subject", subject)
+        subject = _subject("change_subject", self.status, subject)
         if subject == self.subject:
             return []
         return [Change("SubjectChanged", {"subject": subject, "previous_subject": self.subject})]
