@@ -66,6 +66,9 @@ class TicketAssigned(Schema):
 class TicketReleased(Schema):
     previous_assignee = _user()
     reason = _optional_text()
+    # Released by the system after a change of team (the assignee can no longer see the
+    # ticket): routing then applies the department's policy again.
+    automatic = fields.Bool(load_default=False)
 
 
 class CommentAdded(Schema):

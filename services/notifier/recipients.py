@@ -247,10 +247,12 @@ def recipients(
         else:
             add([t.requester], "requester")
     elif event_type == "TicketReleased":
-        # Not in the table: a manager taking a ticket away from its assignee tells them
-        # (a release by routing follows a move, of which they were told).
+        # A manager taking a ticket away from its assignee tells them; the department's
+        # managers hear it is free again (a released assignee who can no longer see the
+        # ticket is not in the audience, so hears nothing).
         if not actor_id.startswith("system:"):
             add([Person.from_ref(data.get("previous_assignee"))], "former_assignee")
+        add(managers(t.department_id), "manager")
     elif event_type in ("CommentAdded", "AttachmentAdded", "AttachmentRemoved"):
         _comment_like(audience, event_type, data, actor_id)
     elif event_type in ("InformationRequested", "ClosureRequested", "TicketRefused"):
@@ -307,3 +309,6 @@ def _comment_like(audience: _Audience, event_type: str, data: dict[str, Any], ac
     audience.add(t.invitees.values(), "invitee")
     skip = t.assignee.id if answers and t.assignee else None
     audience.add((w for w in t.watchers.values() if w.id != skip), "watcher")
+    if t.escalation == "escalated":
+        # The referents follow what the central support and the requester say.
+        audience.add(audience.managers(t.referent_department_id), "referent")

@@ -51,6 +51,12 @@ _TEXTS: dict[Any, dict[str, tuple[str, str, str]]] = {
         "en": ("Request taken over by {assignee}", "{assignee} now handles the request",
                "This request, which was assigned to you, is now handled by {assignee}."),
     },
+    ("TicketReleased", "manager"): {
+        "fr": ("Demande de nouveau libre", "La demande est de nouveau libre",
+               "Plus personne ne traite cette demande : elle attend d'être prise en charge par {team}."),
+        "en": ("Request free again", "The request is free again",
+               "Nobody handles this request any more: it awaits someone of {team}."),
+    },
     "TicketReleased": {
         "fr": ("Demande retirée", "{actor} vous a retiré la demande", "{actor} vous a retiré cette demande."),
         "en": ("Request released", "{actor} took the request off you", "{actor} took this request off you."),
@@ -232,6 +238,8 @@ def describe(
         key = ("TicketRouted", "moved")
     elif event_type == "TicketAssigned":
         key = ("TicketAssigned", recipient.role if recipient.role in ("assignee", "former_assignee") else "requester")
+    elif event_type == "TicketReleased" and recipient.role == "manager":
+        key = ("TicketReleased", "manager")
     elif event_type == "CommentAdded" and data.get("visibility") == INTERNAL:
         key = ("CommentAdded", INTERNAL)
     what, summary, intro = _TEXTS[key][language]

@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from services.tickets import projections
-from services.tickets.domain import COMMANDS, Actor, Change, Context, InvalidArgument, Ticket, User
+from services.tickets.domain import COMMANDS, Actor, Change, Context, DomainError, InvalidArgument, Ticket, User
 from services.tickets.views import LABELS, render
 from shared.events import SCHEMA_VERSIONS, encode_data, visible_data
 from shared.eventstore import ConcurrencyError, EventStore, NewEvent, RecordedEvent, Statement
@@ -333,6 +333,23 @@ class TicketCommands:
             args["user"] = self.find_user(conn, args["user"])
         return args
 
+    def recheck_access(self, causation_id: str | None = None) -> int:
+        """After the copy of the teams changed: release every ticket whose assignee can
+        no longer see it, and end the watches of those who cannot (``Ticket.recheck_access``).
+        Returns how many tickets were looked at again."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(_LOST_SIGHT).fetchall()
+        system = Actor.system("tickets")
+        for row in rows:
+            try:
+                self.execute("recheck_access", system, str(row["id"]), causation_id=causation_id)
+            except (DomainError, Conflict, TicketNotFound) as exc:
+                # The ticket moved on meanwhile (closed...): the next change looks again.
+                log.warning("access not rechecked", ticket_id=str(row["id"]), error=str(exc))
+        if rows:
+            log.info("access rechecked after a change of the teams", tickets=len(rows))
+        return len(rows)
+
     def find_user(self, conn: psycopg.Connection, login_or_email: object, field: str = "user") -> User:
         if not isinstance(login_or_email, str) or not login_or_email.strip():
             raise UnknownUser("a login or an email is required", field)
@@ -423,6 +440,22 @@ class TicketCommands:
             if data is not None:
                 views.append(_event_view(event, data))
         return views
+
+
+# Tickets not final where the assignee or a watcher is neither the requester, an invitee
+# nor a manager of a team that sees the ticket (admin watchers match, and are kept).
+_LOST_SIGHT = """
+SELECT v.id FROM tickets.ticket_view v
+ WHERE v.status NOT IN ('CLOSED', 'CANCELLED', 'REFUSED')
+   AND EXISTS (
+       SELECT 1 FROM unnest(array_append(v.watcher_ids, v.assignee_id)) AS u(id)
+        WHERE u.id IS NOT NULL AND u.id <> v.requester_id AND NOT u.id = ANY(v.invitee_ids)
+          AND NOT EXISTS (
+              SELECT 1 FROM tickets.department_managers m
+               WHERE m.user_id = u.id
+                 AND (m.department_id = v.department_id
+                      OR (v.escalation = 'escalated' AND m.department_id = v.referent_department_id))))
+"""
 
 
 def _remember(actor: Actor, key: str, action: str, fingerprint: str, result: dict[str, Any]) -> Statement:

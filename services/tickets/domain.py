@@ -284,6 +284,9 @@ RULES: dict[str, Rule] = {
     # Routing follows a submit or a move, both open; a ticket awaiting the requester's
     # approval keeps its team and its assignee.
     "route": Rule(OPEN, ("system",)),
+    # After the teams changed: whoever can no longer see the ticket stops handling or
+    # watching it.
+    "recheck_access": Rule(NOT_FINAL, ("system",)),
 }
 
 # Actions a person may be offered on a ticket (the system-only ones are not).
@@ -599,7 +602,8 @@ class Ticket:
         changes = [Change("TicketRouted", {"department_id": department_id, "previous_department_id": self.department_id})]
         if self.assignee and not ctx.membership.manages(self.assignee["id"], department_id):
             changes.append(
-                Change("TicketReleased", {"previous_assignee": self.assignee, "reason": "not a manager of the new department"})
+                Change("TicketReleased", {"previous_assignee": self.assignee, "reason": "not a manager of the new department",
+                                          "automatic": True})
             )
         return changes + self._watches_ending(ctx.membership, department_id, self.referent_department_id)
 
@@ -746,7 +750,28 @@ class Ticket:
         self._check("return_to_referent", ctx)
         comment = _required_text("return_to_referent", self.status, "comment", comment)
         back = Change("TicketReturnedToReferent", {"department_id": self.referent_department_id, "comment": comment})
-        return [back, *self._watches_ending(ctx.membership, self.referent_department_id, None)]
+        changes = [back]
+        if self.assignee and not ctx.membership.manages(self.assignee["id"], self.referent_department_id):
+            # A support member cannot see the ticket once it is back with the referents.
+            changes.append(Change("TicketReleased", {"previous_assignee": self.assignee,
+                                                     "reason": "returned to the referents", "automatic": True}))
+        return changes + self._watches_ending(ctx.membership, self.referent_department_id, None)
+
+    def recheck_access(self, ctx: Context) -> list[Change]:
+        """After a change of the teams (a manager removed or moved): an assignee who can
+        no longer see the ticket is released, with the reason; watches of those who can
+        no longer see it end. Nothing when everyone still sees it."""
+        self._check("recheck_access", ctx)
+        changes = []
+        if self.assignee and not self.user_can_view(self.assignee["id"], ctx.membership):
+            changes.append(Change("TicketReleased", {"previous_assignee": self.assignee,
+                                                     "reason": "no longer a manager of the department",
+                                                     "automatic": True}))
+        changes += [
+            Change("WatchStopped", {"user": w}) for uid, w in self.watchers.items()
+            if uid not in self.admin_watchers and not self.user_can_view(uid, ctx.membership)
+        ]
+        return changes
 
     # -- evolution: the only place the state changes
 

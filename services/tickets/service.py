@@ -194,7 +194,10 @@ class TicketsService(TicketsHttp):
     @event_handler("routing", "CatalogueChanged", requeue_on_error=True)
     def on_catalogue_changed(self, snapshot: dict[str, Any]) -> None:
         with self.backend.pool.connection() as conn:
-            catalogue_copy.apply_snapshot(conn, snapshot)
+            applied = catalogue_copy.apply_snapshot(conn, snapshot)
+        if applied:
+            # Someone removed from a team no longer handles nor watches its tickets.
+            self.backend.commands.recheck_access()
 
     # -- reads
 

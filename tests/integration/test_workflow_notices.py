@@ -5,6 +5,7 @@ from the notifier's table."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import eventlet
@@ -13,6 +14,7 @@ from nameko.standalone.rpc import ServiceRpcClient
 
 from services.notifier.service import NotifierService
 from services.routing.service import RoutingService
+from services.tickets.commands import TicketNotFound
 from services.tickets.domain import InvalidTransition
 from services.tickets.service import TicketsService
 from shared import db
@@ -28,7 +30,7 @@ CONFIG = {
     "departments": [
         {"id": "dnum-ent", "label": {"fr": "DNUM - ENT", "en": "IT - ENT"}, "assignment_policy": "none",
          "managers": _managers("marc", "mona", "max")},
-        {"id": "support-central", "label": "Support central", "assignment_policy": "none",
+        {"id": "support-central", "label": "Support central", "assignment_policy": "round_robin",
          "managers": _managers("sam", "sue")},
         {"id": "scolarite", "label": "Scolarité", "assignment_policy": "none", "managers": _managers("oscar")},
     ],
@@ -174,10 +176,19 @@ def test_the_escalation_reason_is_internal_in_history_feed_and_email(services, s
         rpc.invite(person("alice"), tid, "ines")
         rpc.escalate(person("marc"), tid, REASON)
         rpc.escalate_to(system("escalation"), tid, "support-central", REASON)
-        rpc.comment(person("sam"), tid, "Le support regarde.")
+        # the support's policy assigns within the support team
+        support = wait_until(lambda: (a := rpc.get(person("marc"), tid)["assignee"]) and a["id"] != "marc" and a,
+                             what="a support member assigned")["id"]
+        assert support in ("sam", "sue")
+        rpc.comment(person(support), tid, "Le support regarde.")
         histories = {login: rpc.history(person(login), tid) for login in ("alice", "ines", "marc", "sam")}
-        rpc.return_to_referent(person("sam"), tid, NOTE_BACK)
+        rpc.return_to_referent(person(support), tid, NOTE_BACK)
         after = {login: rpc.history(person(login), tid) for login in ("alice", "marc")}
+        # back with the referents, the support member can no longer see it: released
+        back = rpc.get(person("marc"), tid)
+        assert back["assignee"] is None and back["escalation"] == "returned"
+        [release] = [e for e in after["marc"] if e["type"] == "TicketReleased"]
+        assert release["data"]["reason"] == "returned to the referents"
 
     for login in ("alice", "ines"):
         types = [e["type"] for e in histories[login]]
@@ -201,8 +212,61 @@ def test_the_escalation_reason_is_internal_in_history_feed_and_email(services, s
     # returned: the referents and the requester; the support can no longer see the ticket
     fed, mailed = told.of("TicketReturnedToReferent")[0]
     assert fed == mailed == {"marc", "mona", "max", "alice"}
+    # the support's public answer reached the referents and the requester (and the invitee)
+    [(fed, mailed)] = [c for c in told.of("CommentAdded")]
+    assert fed == mailed == {"alice", "ines", "marc", "mona", "max"}
     assert any(NOTE_BACK in m.get_body(("plain",)).get_content()
                for m in told.mails_to("marc", "TicketReturnedToReferent"))
+    # the release is told to the referents, not to the support member who lost the ticket
+    assert told.of("TicketReleased")[-1] == ({"marc", "mona", "max"}, {"marc", "mona", "max"})
     for entry in told.feed:
         if entry["user_id"] in ("alice", "ines"):
             assert REASON not in entry["summary_fr"] and NOTE_BACK not in entry["summary_fr"]
+
+
+def change_teams(pool: Any, edit: Any) -> None:
+    """An admin's change of routing's catalogue, stored and announced as the routing API does."""
+    from services.routing.admin import CatalogueEditor
+
+    CatalogueEditor(pool).change(edit)
+
+
+def without_manager(department_id: str, login: str) -> Any:
+    def edit(catalogue: Any) -> Any:
+        department = catalogue.departments[department_id]
+        kept = tuple(m for m in department.managers if m.user_id != login)
+        return dataclasses.replace(catalogue, departments={
+            **catalogue.departments, department_id: dataclasses.replace(department, managers=kept)})
+    return edit
+
+
+def test_a_manager_removed_from_the_department_is_released_and_hears_nothing_more(services, smtp):
+    with ServiceRpcClient("tickets") as rpc:
+        tid = submitted(rpc)
+        rpc.take(person("marc"), tid)
+        rpc.watch(person("marc"), tid)
+        rpc.watch(person("mona"), tid)
+        rpc.comment(person("alice"), tid, "Toujours bloquée.")
+        change_teams(services, without_manager("dnum-ent", "marc"))
+        released = wait_until(lambda: (t := rpc.get(person("alice"), tid))["assignee"] is None and t,
+                              what="the ticket released")
+        assert released["status"] == "FREE" and [w["id"] for w in released["watchers"]] == ["mona"]
+        with pytest.raises(TicketNotFound):
+            rpc.get(person("marc"), tid)
+        [release] = [e for e in rpc.history(person("mona"), tid) if e["type"] == "TicketReleased"]
+        assert release["actor"]["id"] == "system:tickets"
+        assert release["data"]["reason"] == "no longer a manager of the department"
+        rpc.comment(person("alice"), tid, "Quelqu'un ?")
+        rpc.comment(person("mona"), tid, "NOTE-APRES-DEPART", visibility="internal")
+
+    told = Told(services, smtp.inbox, tid)
+    # before: marc, assignee and watcher, heard the comment; after: nothing at all
+    first, second = told.of("CommentAdded")[:2]
+    assert first == ({"marc", "mona"}, {"marc", "mona"})
+    assert second == ({"mona"}, {"mona"})
+    released_to = told.of("TicketReleased")
+    assert released_to == [({"mona", "max"}, {"mona", "max"})]
+    after = {e["id"] for e in told.events[[e["event_type"] for e in told.events].index("TicketReleased"):]}
+    assert not [f for f in told.feed if f["user_id"] == "marc" and f["id"] in after]
+    assert not [m for m in told.messages if m["To"].addresses[0].username == "marc"
+                and m["X-Guichet-Event"].split()[1] in after]

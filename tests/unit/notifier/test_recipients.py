@@ -51,9 +51,10 @@ TABLE = [
     ("TicketAssigned", {"assignee": MARC, "previous_assignee": None, "taken": True}, "marc", None, {"alice"}),
     ("TicketAssigned", {"assignee": MARC, "previous_assignee": None, "taken": False}, "mona", None,
      {"marc", "alice"}),
+    # released: the department's managers (WORKFLOW.md), and the assignee it was taken from
     ("TicketReleased", {"previous_assignee": MARC, "reason": None}, "mona", picture(assignee=None, status="FREE"),
-     {"marc"}),
-    ("TicketReleased", {"previous_assignee": MARC, "reason": None}, "marc", picture(assignee=None), set()),
+     {"marc", "max"}),
+    ("TicketReleased", {"previous_assignee": MARC, "reason": None}, "marc", picture(assignee=None), {"mona", "max"}),
     ("CommentAdded", {"comment_id": "c1", "body": "b", "visibility": "public"}, "marc", None,
      PUBLIC_AUDIENCE - {"marc"}),
     ("CommentAdded", {"comment_id": "c1", "body": "b", "visibility": "public"}, "ines", None,
