@@ -20,7 +20,7 @@ INTERNAL = "internal"
 # The events someone may be told of (the others only change who is on the ticket).
 NOTIFYING_EVENTS = frozenset({
     "TicketSubmitted", "TicketRouted", "TicketAssigned", "TicketReleased", "CommentAdded", "InformationRequested",
-    "InformationProvided", "TicketResumed", "ClosureRequested", "ClosureApproved", "ClosureRefused",
+    "InformationProvided", "TicketPostponed", "TicketResumed", "ClosureRequested", "ClosureApproved", "ClosureRefused",
     "ClosureExpired", "TicketClosedByOwner", "TicketCancelled", "TicketReopened", "TicketRefused", "TicketMoved",
     "UserInvited", "TicketEscalated", "TicketReturnedToReferent", "EscalationRefused", "AttachmentAdded",
     "AttachmentRemoved",
@@ -255,20 +255,34 @@ def recipients(
         add(managers(t.department_id), "manager")
     elif event_type in ("CommentAdded", "AttachmentAdded", "AttachmentRemoved"):
         _comment_like(audience, event_type, data, actor_id)
-    elif event_type in ("InformationRequested", "ClosureRequested", "TicketRefused"):
+    elif event_type in ("InformationRequested", "TicketRefused", "TicketPostponed"):
         add([t.requester], "requester")
-    elif event_type in ("InformationProvided", "ClosureApproved", "ClosureRefused", "ClosureExpired"):
+        add(t.watchers.values(), "watcher")
+    elif event_type == "ClosureRequested":
+        add([t.requester], "requester")
+        add(t.invitees.values(), "invitee")
+        add(t.watchers.values(), "watcher")
+    elif event_type in ("InformationProvided", "ClosureApproved", "ClosureRefused"):
         add([t.assignee], "assignee")
+        add(t.watchers.values(), "watcher")
+    elif event_type == "ClosureExpired":
+        add([t.assignee], "assignee")
+        add([t.requester], "requester")
+        add(t.watchers.values(), "watcher")
     elif event_type == "TicketResumed":
+        add([t.requester], "requester")
         if data.get("automatic"):  # the recall date came: the assignee is told
             add([t.assignee], "assignee")
+        add(t.watchers.values(), "watcher")
     elif event_type in ("TicketCancelled", "TicketReopened", "TicketClosedByOwner"):
         if t.assignee is not None:
             add([t.assignee], "assignee")
         else:
             add(managers(t.department_id), "manager")
+        add(t.watchers.values(), "watcher")
     elif event_type == "TicketMoved":
         add([t.assignee], "former_assignee")  # routing then tells the new department
+        add([t.requester], "requester")  # the new category
     elif event_type == "UserInvited":
         add([Person.from_ref(data.get("user"))], "invitee")
     elif event_type == "TicketEscalated":
@@ -281,7 +295,7 @@ def recipients(
     elif event_type == "EscalationRefused":
         # Not in the table: the referents who asked hear why the support will not take it.
         add(managers(t.department_id), "referent", internal_only=True)
-    # TicketPostponed, InvitationRevoked, WatchStarted, WatchStopped, SubjectChanged,
+    # InvitationRevoked, WatchStarted, WatchStopped, SubjectChanged,
     # PriorityChanged, EscalationRequested: nobody (the escalation service acts on the last).
     return audience.result()
 

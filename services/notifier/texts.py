@@ -7,6 +7,7 @@ links it offers. Pure: the templates in ``templates/`` lay it out.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from services.notifier.recipients import INTERNAL, Recipient, TicketPicture
@@ -81,9 +82,26 @@ _TEXTS: dict[Any, dict[str, tuple[str, str, str]]] = {
         "fr": ("Information fournie", "{actor} a répondu à votre question", "{actor} a répondu à votre question."),
         "en": ("Information provided", "{actor} answered your question", "{actor} answered your question."),
     },
+    "TicketPostponed": {
+        "fr": ("Demande reportée", "{actor} a reporté la demande{until}",
+               "{actor} a reporté le traitement de la demande{until}."),
+        "en": ("Request postponed", "{actor} postponed the request{until}",
+               "{actor} postponed work on the request{until}."),
+    },
     "TicketResumed": {
+        "fr": ("Demande reprise", "La demande reportée reprend", "Le traitement de la demande reportée reprend."),
+        "en": ("Request resumed", "The postponed request resumes", "Work on the postponed request resumes."),
+    },
+    ("TicketResumed", "automatic"): {
         "fr": ("Demande reprise", "La demande reportée reprend", "La date de rappel est atteinte : la demande reprend."),
         "en": ("Request resumed", "The postponed request resumes", "The recall date has come: the request resumes."),
+    },
+    ("ClosureExpired", "requester"): {
+        "fr": ("Demande clôturée automatiquement", "Votre demande est clôturée automatiquement",
+               "Sans réponse de votre part à la proposition de clôture dans le délai prévu, votre demande a été"
+               " clôturée automatiquement."),
+        "en": ("Request closed automatically", "Your request was closed automatically",
+               "As you did not answer the proposed closure in time, your request was closed automatically."),
     },
     "ClosureRequested": {
         "fr": ("Clôture demandée", "{actor} propose de clôturer votre demande",
@@ -172,6 +190,7 @@ _QUOTES: dict[str, tuple[str, str, str, bool]] = {
     "ClosureRefused": ("justification", "Justification", "Justification", False),
     "TicketCancelled": ("reason", "Motif", "Reason", False),
     "TicketReopened": ("reason", "Motif", "Reason", False),
+    "TicketPostponed": ("reason", "Motif", "Reason", False),
     "TicketRefused": ("reason", "Motif du refus", "Reason for the refusal", False),
     "TicketReleased": ("reason", "Motif", "Reason", False),
     "AttachmentRemoved": ("comment", "Commentaire", "Comment", False),
@@ -238,6 +257,10 @@ def describe(
         key = ("TicketRouted", "moved")
     elif event_type == "TicketAssigned":
         key = ("TicketAssigned", recipient.role if recipient.role in ("assignee", "former_assignee") else "requester")
+    elif event_type == "TicketResumed" and data.get("automatic"):
+        key = ("TicketResumed", "automatic")
+    elif event_type == "ClosureExpired" and recipient.role == "requester":
+        key = ("ClosureExpired", "requester")
     elif event_type == "TicketReleased" and recipient.role == "manager":
         key = ("TicketReleased", "manager")
     elif event_type == "CommentAdded" and data.get("visibility") == INTERNAL:
@@ -256,6 +279,7 @@ def describe(
         "category": labels.category(data.get("category_id"), language),
         "assignee": (picture.assignee.name or picture.assignee.id) if picture.assignee else "?",
         "filename": filename or ("un fichier" if language == "fr" else "a file"),
+        "until": _until(data.get("until"), language) if event_type == "TicketPostponed" else "",
     }
     quote_label, quote = None, None
     if event_type in _QUOTES:
@@ -276,6 +300,16 @@ def describe(
         links=_LINKS.get(event_type, ()),
         rating=data.get("rating") if event_type == "ClosureApproved" else None,
     )
+
+
+def _until(value: Any, language: str) -> str:
+    """" jusqu'au 12/03/2027 à 09:00 (UTC)" for a postponement with a recall date."""
+    if value is None:
+        return ""
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if language == "en":
+        return f" until {when:%Y-%m-%d %H:%M} ({when.tzname()})"
+    return f" jusqu'au {when:%d/%m/%Y à %H:%M} ({when.tzname()})"
 
 
 def actor_name(actor: dict[str, Any]) -> str:

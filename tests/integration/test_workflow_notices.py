@@ -6,6 +6,7 @@ from the notifier's table."""
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import eventlet
@@ -270,3 +271,42 @@ def test_a_manager_removed_from_the_department_is_released_and_hears_nothing_mor
     assert not [f for f in told.feed if f["user_id"] == "marc" and f["id"] in after]
     assert not [m for m in told.messages if m["To"].addresses[0].username == "marc"
                 and m["X-Guichet-Event"].split()[1] in after]
+
+
+def test_postponed_resumed_closure_expired_and_moved_reach_the_requester_and_the_watchers(services, smtp):
+    until = (datetime.now(UTC) + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    with ServiceRpcClient("tickets") as rpc:
+        tid = submitted(rpc)
+        rpc.take(person("marc"), tid)
+        rpc.invite(person("alice"), tid, "ines")
+        rpc.watch(person("mona"), tid)
+        rpc.postpone(person("marc"), tid, "Attente du fournisseur", until=until.isoformat())
+        rpc.resume(person("marc"), tid)
+        rpc.request_closure(person("marc"), tid, "Compte réactivé.")
+        rpc.expire_closure(system("escalation"), tid)
+        other = submitted(rpc)
+        rpc.take(person("marc"), other)
+        rpc.watch(person("mona"), other)
+        rpc.move(person("marc"), other, "inscriptions")
+        wait_until(lambda: rpc.get(person("alice"), other)["department"]["id"] == "scolarite", what="moved")
+
+    told = Told(services, smtp.inbox, tid)
+    assert told.of("TicketPostponed") == [({"alice", "mona"}, {"alice", "mona"})]
+    [postponed] = told.mails_to("alice", "TicketPostponed")
+    text = postponed.get_body(("plain",)).get_content()
+    assert "Attente du fournisseur" in text and until.strftime("%d/%m/%Y") in text
+    assert postponed["Subject"].endswith("Demande reportée")
+    assert told.of("TicketResumed") == [({"alice", "mona"}, {"alice", "mona"})]
+    assert told.of("ClosureRequested") == [({"alice", "ines", "mona"}, {"alice", "ines", "mona"})]
+    assert told.of("ClosureExpired") == [({"alice", "marc", "mona"}, {"alice", "marc", "mona"})]
+    [expired] = told.mails_to("alice", "ClosureExpired")
+    assert expired["Subject"].endswith("Demande clôturée automatiquement")
+
+    moved = Told(services, smtp.inbox, other)
+    assert moved.of("TicketMoved") == [({"alice"}, {"alice"})]  # marc moved it himself
+    [to_alice] = moved.mails_to("alice", "TicketMoved")
+    assert "Inscriptions" in to_alice.get_body(("plain",)).get_content()
+    assert [fed for fed, _ in moved.of("TicketRouted")][-1] == {"oscar"}
+    # marc and mona no longer see it: released, the watch ended, neither told of the release
+    assert [e["event_type"] for e in moved.events][-3:] == ["TicketRouted", "TicketReleased", "WatchStopped"]
+    assert moved.of("TicketReleased") == [({"oscar"}, {"oscar"})]
