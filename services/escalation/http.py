@@ -18,6 +18,7 @@ from services.escalation import rules, schemas, storage
 from services.escalation.openapi import openapi_document
 from shared.auth import Identity, TokenVerifier
 from shared.config import Settings
+from shared.idempotency import Responses
 from shared.web import ApiHandler, HttpProblem, ServiceProbes, json_response, load_query, read_json, readiness
 
 
@@ -40,6 +41,7 @@ class EscalationBackend:
     def __init__(self, pool: Any, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.pool = pool
+        self.responses = Responses(pool, "escalation")
         self.verifier = TokenVerifier(self.settings)
         self.default_support = default_support_department()
 
@@ -123,4 +125,5 @@ class EscalationHttp(ServiceProbes):
         identity = self.backend.admin(request)
         uai = _uai(uai)
         body = read_json(request, schemas.SettingsIn())
-        return json_response(self.backend.save_settings(identity, uai, body))
+        return self.backend.responses.run(request, identity.login, "put_settings", uai, body,
+                                          lambda: json_response(self.backend.save_settings(identity, uai, body)))

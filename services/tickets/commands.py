@@ -9,8 +9,6 @@ it answers ``Conflict``.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -25,8 +23,10 @@ from psycopg_pool import ConnectionPool
 from services.tickets import projections
 from services.tickets.domain import COMMANDS, Actor, Change, Context, DomainError, InvalidArgument, Ticket, User
 from services.tickets.views import LABELS, render
+from shared import idempotency
 from shared.events import SCHEMA_VERSIONS, encode_data, visible_data
 from shared.eventstore import ConcurrencyError, EventStore, NewEvent, RecordedEvent, Statement
+from shared.idempotency import IdempotencyKeyReused
 
 log = structlog.stdlib.get_logger("guichet.tickets")
 
@@ -55,10 +55,6 @@ class VersionMismatch(Exception):
 
     def __str__(self) -> str:
         return f"the ticket is at version {self.actual}, not {self.expected}"
-
-
-class IdempotencyKeyReused(Exception):
-    """The same idempotency key was sent with a different request (HTTP 422)."""
 
 
 class UnknownUser(Exception):
@@ -177,11 +173,15 @@ class TicketCommands:
         correlation_id: str | None = None,
         causation_id: str | None = None,
         new_ticket_id: str | None = None,
+        request: tuple[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Perform several actions on one ticket as ONE command: each is decided on the
         ticket as the previous ones left it, and all their events are appended in one
         transaction, or none (e.g. a ticket submitted with its attachments, or files
-        attached with the comment that names them). ``submit`` may only come first."""
+        attached with the comment that names them). ``submit`` may only come first.
+
+        ``request`` (a name and the caller's arguments) is what the idempotency key's
+        fingerprint is made of when the steps depend on the ticket (files not yet on it)."""
         steps = [(action, dict(args)) for action, args in steps]
         if not steps:
             raise ValueError("no action to perform")
@@ -191,7 +191,9 @@ class TicketCommands:
         name = "+".join(action for action, _ in steps)
         correlation_id = correlation_id or str(uuid4())
         payload = steps[0][1] if len(steps) == 1 else {"steps": [args for _, args in steps]}
-        fingerprint = _fingerprint(name, ticket_ref, payload)
+        if request is not None:
+            name, payload = request
+        fingerprint = idempotency.fingerprint(name, ticket_ref, payload)
         with structlog.contextvars.bound_contextvars(
             action=name, correlation_id=correlation_id, actor=actor.id
         ):
@@ -380,7 +382,7 @@ class TicketCommands:
         if row is None:
             return None
         if (row["action"], row["fingerprint"]) != (action, fingerprint):
-            raise IdempotencyKeyReused(f"idempotency key {key!r} was used for another request")
+            raise IdempotencyKeyReused(f"this Idempotency-Key ({key!r}) was already used with another request")
         return row["result"]
 
     # -- reading
@@ -488,11 +490,6 @@ def _event_view(event: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]:
         "status_after": meta.get("status_after"),
         "data": data,
     }
-
-
-def _fingerprint(action: str, ticket_ref: object, args: dict[str, Any]) -> str:
-    text = json.dumps([action, str(ticket_ref), args], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _traceparent() -> str | None:
