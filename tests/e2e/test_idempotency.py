@@ -11,6 +11,7 @@ from services.notifier.service import NotifierService
 from services.routing.service import RoutingService
 from shared import db
 from tests.e2e.conftest import ALICE, BOB, INES, MARC, MONA, ROOT, SECRET, Api
+from tests.e2e.test_attachments_api import PNG, files  # noqa: F401 - the fixture
 from tests.e2e.test_routing_api import CONFIG as ROUTING_CONFIG
 from tests.e2e.test_tickets_api import ok, problem
 from tests.helpers import load_routing, serve
@@ -113,3 +114,16 @@ def test_escalation_settings_honour_the_key(escalation):
     assert escalation.put(path, ROOT, json=body, **keyed("s-1")).json() == first.json()
     problem(escalation.put(path, ROOT, json={**body, "enabled": False}, **keyed("s-1")), 422)
     assert escalation.get(path, ROOT).json()["enabled"] is True
+
+
+def test_an_upload_honours_the_key(files):  # noqa: F811 - the fixture imported above
+    first = files.upload(ALICE, headers={"Idempotency-Key": "u-1"})
+    assert first.status_code == 201, first.text
+    again = files.upload(ALICE, headers={"Idempotency-Key": "u-1"})
+    assert (again.status_code, again.json()) == (201, first.json())
+    assert len(files.rows()) == 1
+    other = files.upload(ALICE, PNG + b"\0", headers={"Idempotency-Key": "u-1"})
+    assert other.status_code == 422 and "Idempotency-Key" in other.json()["detail"]
+    assert len(files.rows()) == 1
+    assert files.upload(BOB, headers={"Idempotency-Key": "u-1"}).status_code == 201  # bob's own key
+    assert len(files.rows()) == 2
