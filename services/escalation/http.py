@@ -8,6 +8,7 @@ and reads or writes the escalation schema through ``services.escalation.storage`
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from marshmallow import ValidationError
@@ -107,6 +108,7 @@ class EscalationHttp(ServiceProbes):
     """HTTP entrypoints of the escalation service (mixed into ``EscalationService``)."""
 
     backend: EscalationBackend
+    announce_escalable_teams: Callable[[], None]  # the service's: where escalation succeeds now
 
     openapi_document = staticmethod(openapi_document)
 
@@ -125,5 +127,9 @@ class EscalationHttp(ServiceProbes):
         identity = self.backend.admin(request)
         uai = _uai(uai)
         body = read_json(request, schemas.SettingsIn())
-        return self.backend.responses.run(request, identity.login, "put_settings", uai, body,
-                                          lambda: json_response(self.backend.save_settings(identity, uai, body)))
+        def save() -> Response:
+            saved = json_response(self.backend.save_settings(identity, uai, body))
+            self.announce_escalable_teams()
+            return saved
+
+        return self.backend.responses.run(request, identity.login, "put_settings", uai, body, save)

@@ -82,6 +82,18 @@ class DatabaseMembership:
         self._departments: dict[str, frozenset[str]] = {}
         self._managers: dict[str, list[User]] = {}
 
+    def escalable(self, department_id: str | None) -> bool:
+        """Whether escalating from this team can succeed, as the escalation service last
+        said (yes until it has said anything)."""
+        if not hasattr(self, "_escalable"):
+            rows = self.conn.execute(
+                "SELECT team FROM tickets.escalable_teams"
+                " UNION ALL SELECT NULL FROM tickets.escalable_known"
+            ).fetchall()
+            known = any(r["team"] is None for r in rows)
+            self._escalable = frozenset(r["team"] for r in rows if r["team"]) if known else None
+        return self._escalable is None or department_id in self._escalable
+
     def managers(self, department_id: str) -> list[User]:
         """The department's managers, as the copy of routing's teams says now."""
         if department_id not in self._managers:
@@ -101,6 +113,11 @@ class DatabaseMembership:
             ).fetchall()
             self._departments[user_id] = frozenset(r["department_id"] for r in rows)
         return department_id in self._departments[user_id]
+
+
+def _context(conn: psycopg.Connection, actor: Actor, now: datetime) -> Context:
+    membership = DatabaseMembership(conn)
+    return Context(actor=actor, now=now, membership=membership, escalable=membership.escalable)
 
 
 class TicketNumbers:
@@ -230,7 +247,7 @@ class TicketCommands:
         remember: tuple[Actor, str, str, str] | None,
         new_ticket_id: str | None = None,
     ) -> dict[str, Any]:
-        ctx = Context(actor=actor, now=self.clock(), membership=DatabaseMembership(conn))
+        ctx = _context(conn, actor, self.clock())
         if steps[0][0] == "submit":
             ticket = Ticket()
             ticket_id = new_ticket_id or str(uuid4())
@@ -401,7 +418,7 @@ class TicketCommands:
     def get(self, actor: Actor, ticket_ref: object) -> dict[str, Any]:
         with self.pool.connection() as conn:
             ticket = projections.load_view(conn, str(ticket_ref))
-            ctx = Context(actor=actor, now=self.clock(), membership=DatabaseMembership(conn))
+            ctx = _context(conn, actor, self.clock())
             if ticket is None or not ticket.can_view(ctx):
                 raise TicketNotFound(ticket_ref)
             return render(ticket, ctx, LABELS.get(conn))
@@ -409,7 +426,7 @@ class TicketCommands:
     def can_view(self, actor: Actor, ticket_ref: object) -> bool:
         with self.pool.connection() as conn:
             ticket = projections.load_view(conn, str(ticket_ref))
-            ctx = Context(actor=actor, now=self.clock(), membership=DatabaseMembership(conn))
+            ctx = _context(conn, actor, self.clock())
             return ticket is not None and ticket.can_view(ctx)
 
     def attachment_access(self, actor: Actor, ticket_ref: object, attachment_id: object) -> dict[str, bool]:
@@ -421,7 +438,7 @@ class TicketCommands:
             attachment = ticket.attachments.get(str(attachment_id)) if ticket is not None else None
             if ticket is None or attachment is None:
                 return {"attached": False, "visible": False}
-            ctx = Context(actor=actor, now=self.clock(), membership=DatabaseMembership(conn))
+            ctx = _context(conn, actor, self.clock())
             visible = ticket.can_view(ctx) and (attachment["visibility"] == "public" or ticket.sees_internal(ctx))
             return {"attached": True, "visible": visible}
 
@@ -429,7 +446,7 @@ class TicketCommands:
         """The ticket's events, oldest first; internal entries only for managers."""
         with self.pool.connection() as conn:
             ticket = self.load(conn, ticket_ref)
-            ctx = Context(actor=actor, now=self.clock(), membership=DatabaseMembership(conn))
+            ctx = _context(conn, actor, self.clock())
             if ticket is None or not ticket.can_view(ctx):
                 raise TicketNotFound(ticket_ref)
             internal = ticket.sees_internal(ctx)

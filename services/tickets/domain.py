@@ -117,11 +117,18 @@ class Membership(Protocol):
         """True when ``user_id`` is a manager of ``department_id``."""
 
 
+def _anywhere(team: str | None) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class Context:
     actor: Actor
     now: datetime
     membership: Membership
+    # Whether a referent team's escalation can succeed now (the escalation service's
+    # settings, as the tickets service last heard them); unknown: yes.
+    escalable: Callable[[str | None], bool] = _anywhere
 
 
 @dataclass(frozen=True)
@@ -225,6 +232,8 @@ def _escalable(t: Ticket, ctx: Context) -> str | None:
         return "the ticket is not in a department yet"
     if t.escalation in ("requested", "escalated"):
         return f"the ticket is already {t.escalation} to the central support"
+    if not ctx.escalable(t.department_id):
+        return "escalation to the central support is not enabled for this department or establishment"
     return None
 
 
