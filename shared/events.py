@@ -66,6 +66,9 @@ class TicketAssigned(Schema):
 class TicketReleased(Schema):
     previous_assignee = _user()
     reason = _optional_text()
+    # Released by the system after a change of team (the assignee can no longer see the
+    # ticket): routing then applies the department's policy again.
+    automatic = fields.Bool(load_default=False)
 
 
 class CommentAdded(Schema):
@@ -141,6 +144,7 @@ class InvitationRevoked(Schema):
 
 class WatchStarted(Schema):
     user = _user()
+    admin = fields.Bool(load_default=False)  # watched as an admin (who sees every ticket)
 
 
 class WatchStopped(Schema):
@@ -240,6 +244,50 @@ def load_data(event_type: str, schema_version: int, data: dict[str, Any]) -> dic
     return schema.load(data)
 
 
+# --- what each person may see of an event (WORKFLOW.md, "Who sees what") ---------------
+# The one rule the tickets history, the notifier's emails and its feed all apply.
+
+# Events between managers only: a referent's request to escalate and the answer to it.
+INTERNAL_EVENTS = frozenset({"EscalationRequested", "EscalationRefused"})
+# Events everybody on the ticket may know of, but whose text is for managers only: the
+# escalation's reason, the support's note when it returns the ticket.
+INTERNAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "TicketEscalated": ("reason",),
+    "TicketReturnedToReferent": ("comment",),
+}
+
+
+def visible_data(
+    event_type: str, data: dict[str, Any], *, sees_internal: bool, attachment_visibility: str | None = None
+) -> dict[str, Any] | None:
+    """``data`` as someone sees it, or None when they may not see the event at all.
+
+    ``sees_internal`` is True for the ticket's managers and admins; for
+    ``AttachmentRemoved``, ``attachment_visibility`` is the removed file's (unknown counts
+    as internal)."""
+    if sees_internal:
+        return data
+    if event_type in INTERNAL_EVENTS:
+        return None
+    if event_type in ("CommentAdded", "AttachmentAdded") and data.get("visibility") != "public":
+        return None
+    if event_type == "AttachmentRemoved" and attachment_visibility != "public":
+        return None
+    hidden = INTERNAL_FIELDS.get(event_type, ())
+    return {k: v for k, v in data.items() if k not in hidden} if hidden else data
+
+
+class AudienceMember(Schema):
+    """Someone who may see the ticket right after the event (computed by the tickets
+    service from its rules and its copy of the teams at the time of the event)."""
+
+    id = _text()
+    name = fields.Str(load_default=None, allow_none=True)
+    email = fields.Str(load_default=None, allow_none=True)
+    internal = fields.Bool(required=True)  # sees internal content: a manager of the ticket
+    teams = fields.List(fields.Str(), load_default=list)  # the ticket's teams they manage
+
+
 class ActorSchema(Schema):
     id = _text()
     name = fields.Str(required=True, allow_none=True)
@@ -277,3 +325,5 @@ class EventMessageSchema(Schema):
     causation_id = fields.Str(required=True, allow_none=True)
     data = fields.Dict(required=True)
     ticket = fields.Nested(TicketSummarySchema, required=True)
+    # Everyone who may see the ticket right after the event; absent from older messages.
+    audience = fields.List(fields.Nested(AudienceMember), load_default=None, allow_none=True)

@@ -28,6 +28,7 @@ from services.attachments.records import AttachmentRecords, Uploader, public
 from services.attachments.storage import LocalDirectoryStore
 from shared.auth import Identity, TokenVerifier
 from shared.config import Settings
+from shared.idempotency import Responses
 from shared.web import ApiHandler, HttpProblem, ServiceProbes, json_response, readiness
 
 log = structlog.stdlib.get_logger("guichet.attachments")
@@ -57,6 +58,7 @@ class AttachmentsBackend:
         self.store = LocalDirectoryStore(config.get("ATTACHMENTS_DIR") or self.settings.attachments_dir)
         self.clock: Callable[[], datetime] = utcnow
         self.records = AttachmentRecords(pool, self.store, lambda: self.clock())
+        self.responses = Responses(pool, "attachments")
         self.verifier = TokenVerifier(self.settings)
 
     def identity(self, request: Request) -> Identity:
@@ -99,16 +101,22 @@ class AttachmentsHttp(ServiceProbes):
         received = upload.receive(
             request.stream, boundary, request.content_length, self.backend.store, self.backend.max_bytes
         )
-        try:
+
+        def keep() -> Response:
             row = self.backend.records.add(
                 received.writer, uploader=Uploader(identity.login, identity.name),
                 filename=received.filename, content_type=received.verdict.content_type,
             )
+            log.info("file uploaded", attachment_id=str(row["id"]), size=row["size"],
+                     content_type=row["content_type"], uploader=identity.login)
+            return json_response(public(row), 201, {"Location": f"/api/v1/attachments/{row['id']}"})
+
+        # A repeated upload (same key, same file) answers the first one and keeps nothing new.
+        sent = {"filename": received.filename, "sha256": received.writer.sha256()}
+        try:
+            return self.backend.responses.run(request, identity.login, "upload", None, sent, keep)
         finally:
             received.writer.abort()  # no-op once kept: the temporary file was renamed
-        log.info("file uploaded", attachment_id=str(row["id"]), size=row["size"], content_type=row["content_type"],
-                 uploader=identity.login)
-        return json_response(public(row), 201, {"Location": f"/api/v1/attachments/{row['id']}"})
 
     @http("GET", "/api/v1/attachments/<attachment_id>")
     def download_file(self, request: Request, attachment_id: str) -> Response:

@@ -8,6 +8,7 @@ and reads or writes the escalation schema through ``services.escalation.storage`
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from marshmallow import ValidationError
@@ -18,6 +19,7 @@ from services.escalation import rules, schemas, storage
 from services.escalation.openapi import openapi_document
 from shared.auth import Identity, TokenVerifier
 from shared.config import Settings
+from shared.idempotency import Responses
 from shared.web import ApiHandler, HttpProblem, ServiceProbes, json_response, load_query, read_json, readiness
 
 
@@ -40,6 +42,7 @@ class EscalationBackend:
     def __init__(self, pool: Any, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.pool = pool
+        self.responses = Responses(pool, "escalation")
         self.verifier = TokenVerifier(self.settings)
         self.default_support = default_support_department()
 
@@ -105,6 +108,7 @@ class EscalationHttp(ServiceProbes):
     """HTTP entrypoints of the escalation service (mixed into ``EscalationService``)."""
 
     backend: EscalationBackend
+    announce_escalable_teams: Callable[[], None]  # the service's: where escalation succeeds now
 
     openapi_document = staticmethod(openapi_document)
 
@@ -123,4 +127,9 @@ class EscalationHttp(ServiceProbes):
         identity = self.backend.admin(request)
         uai = _uai(uai)
         body = read_json(request, schemas.SettingsIn())
-        return json_response(self.backend.save_settings(identity, uai, body))
+        def save() -> Response:
+            saved = json_response(self.backend.save_settings(identity, uai, body))
+            self.announce_escalable_teams()
+            return saved
+
+        return self.backend.responses.run(request, identity.login, "put_settings", uai, body, save)

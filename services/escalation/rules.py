@@ -186,6 +186,21 @@ def decide(ticket: dict[str, Any], settings: Settings | None, catalogue: Catalog
     return Decision(True, support, None)
 
 
+def escalable_teams(catalogue: Catalogue, rows: dict[str, dict[str, Any]], default_support: str) -> list[str]:
+    """The referent teams whose escalation ``decide`` would forward now (``rows``: the
+    stored settings by establishment), for the tickets service to offer ``escalate``
+    only there."""
+    teams = []
+    for team_id in sorted(catalogue.teams):
+        if not catalogue.is_referent_team(team_id):
+            continue
+        uai = team_id.partition(":")[2]
+        settings = settings_for(uai, rows.get(uai), catalogue, default_support, team_id)
+        if decide({"department_id": team_id}, settings, catalogue).forward:
+            teams.append(team_id)
+    return teams
+
+
 # --- timers ---------------------------------------------------------------------------------
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 from nameko import config
-from nameko.events import event_handler
+from nameko.events import EventDispatcher, event_handler
 from nameko.extensions import DependencyProvider
 from nameko.timer import Timer
 
@@ -67,10 +67,14 @@ class Tick(Timer):
 tick = Tick.decorator
 
 
+ESCALABLE_TEAMS = "EscalableTeamsChanged"
+
+
 class EscalationService(EscalationHttp):
     name = "escalation"
 
     backend: EscalationBackend = DatabasePool(EscalationBackend)
+    dispatch = EventDispatcher()
     clock: Callable[[], datetime] = Clock()
     tickets = ServiceRpc("tickets")
     # Routing announces its teams again if this copy missed the last announcement.
@@ -82,6 +86,19 @@ class EscalationService(EscalationHttp):
     def on_catalogue_changed(self, snapshot: dict[str, Any]) -> None:
         with self.backend.pool.connection() as conn:
             storage.apply_snapshot(conn, snapshot)
+        self.announce_escalable_teams()
+
+    def announce_escalable_teams(self) -> None:
+        """Tell the tickets service where a referent's escalation can succeed now, so it
+        offers ``escalate`` only there (a whole list: a copy that missed one is right
+        again with the next)."""
+        with self.backend.pool.connection() as conn:
+            catalogue = storage.load_catalogue(conn)
+            rows = storage.settings_rows(conn)
+        if not catalogue.known:
+            return
+        teams = rules.escalable_teams(catalogue, rows, self.backend.default_support)
+        self.dispatch(ESCALABLE_TEAMS, {"teams": teams, "at": datetime.now(UTC).isoformat()})
 
     # -- ticket events
 

@@ -83,6 +83,12 @@ def apply_snapshot(conn: psycopg.Connection, snapshot: dict[str, Any]) -> bool:
 # -- settings -----------------------------------------------------------------------------------
 
 
+def settings_rows(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
+    """Every establishment's stored settings, by establishment."""
+    rows = conn.execute("SELECT * FROM escalation.settings").fetchall()
+    return {r["establishment"]: r for r in rows}
+
+
 def settings_row(conn: psycopg.Connection, establishment: str) -> dict[str, Any] | None:
     return conn.execute("SELECT * FROM escalation.settings WHERE establishment = %s", (establishment,)).fetchone()
 

@@ -19,6 +19,7 @@ from services.notifier.openapi import openapi_document
 from services.notifier.recipients import Person
 from shared.auth import Identity, TokenVerifier
 from shared.config import Settings
+from shared.idempotency import Responses
 from shared.web import ApiHandler, HttpProblem, ServiceProbes, json_response, load_query, read_json, readiness
 
 
@@ -35,6 +36,7 @@ class NotifierBackend:
     def __init__(self, pool: Any, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.pool = pool
+        self.responses = Responses(pool, "notifier")
         self.verifier = TokenVerifier(self.settings)
         public_url = config.get("PUBLIC_URL") or self.settings.public_url
         self.renderer = MailRenderer(public_url, config.get("MAIL_FROM"))
@@ -80,18 +82,26 @@ class NotifierHttp(ServiceProbes):
     def read_entry(self, request: Request, entry_id: str) -> Response:
         identity = self.backend.identity(request)
         read_json(request, schemas.Empty())  # no body, or an empty JSON object
-        with self.backend.pool.connection() as conn:
-            if not storage.mark_read(conn, identity.login, entry_id):
-                raise HttpProblem(404, "no such entry in your feed")
-        return Response(status=204)
+
+        def mark_read() -> Response:
+            with self.backend.pool.connection() as conn:
+                if not storage.mark_read(conn, identity.login, entry_id):
+                    raise HttpProblem(404, "no such entry in your feed")
+            return Response(status=204)
+
+        return self.backend.responses.run(request, identity.login, "read_entry", entry_id, {}, mark_read)
 
     @http("POST", "/api/v1/feed/read-all")
     def read_all(self, request: Request) -> Response:
         identity = self.backend.identity(request)
         read_json(request, schemas.Empty())
-        with self.backend.pool.connection() as conn:
-            storage.mark_all_read(conn, identity.login)
-        return Response(status=204)
+
+        def mark_all_read() -> Response:
+            with self.backend.pool.connection() as conn:
+                storage.mark_all_read(conn, identity.login)
+            return Response(status=204)
+
+        return self.backend.responses.run(request, identity.login, "read_all", None, {}, mark_all_read)
 
     @http("GET", "/api/v1/preferences")
     def get_preferences(self, request: Request) -> Response:
@@ -106,6 +116,10 @@ class NotifierHttp(ServiceProbes):
         if not request.content_length and "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
             raise HttpProblem(400, 'send the preferences to change, e.g. {"language": "en"}')
         body = read_json(request, schemas.PreferencesIn())
-        with self.backend.pool.connection() as conn:
-            prefs = storage.save_preferences(conn, identity.login, body.get("language"), body.get("email"))
-        return json_response(preferences_view(prefs))
+
+        def save() -> Response:
+            with self.backend.pool.connection() as conn:
+                prefs = storage.save_preferences(conn, identity.login, body.get("language"), body.get("email"))
+            return json_response(preferences_view(prefs))
+
+        return self.backend.responses.run(request, identity.login, "put_preferences", None, body, save)

@@ -41,6 +41,8 @@ class Envelope:
     correlation_id: str | None
     data: dict[str, Any]
     ticket: dict[str, Any]
+    # Who may see the ticket right after the event (None from an older tickets service).
+    audience: list[dict[str, Any]] | None = None
 
 
 def parse_envelope(body: Any) -> Envelope:
@@ -65,7 +67,7 @@ def parse_envelope(body: Any) -> Envelope:
     return Envelope(
         event_id=message["event_id"], event_type=message["event_type"], stream_version=message["stream_version"],
         occurred_at=occurred_at, actor=message["actor"], correlation_id=message["correlation_id"],
-        data=data, ticket=message["ticket"],
+        data=data, ticket=message["ticket"], audience=message.get("audience"),
     )
 
 
@@ -83,12 +85,20 @@ def handle_ticket_event(conn: psycopg.Connection, event: Envelope, renderer: Mai
         picture = rules.TicketPicture.build(event.ticket, storage.facts_as_of(conn, ticket_id, event.stream_version))
         team_ids = {picture.department_id, picture.referent_department_id,
                     event.data.get("department_id"), event.data.get("referent_department_id")}
-        teams = storage.team_managers(conn, team_ids)
         assigning = storage.teams_routing_assigns(conn, [picture.department_id]) \
             if event.event_type == "TicketRouted" else set()
+        if event.audience is not None:
+            # The tickets service said who could see the ticket at the event: the teams'
+            # managers are taken from it, never from this copy, which may be newer or older.
+            audience = rules.Audience.of(event.audience)
+            managers = audience.managers
+        else:
+            audience = None
+            teams = storage.team_managers(conn, team_ids)
+            managers = lambda team: teams.get(team or "", [])  # noqa: E731
         told = rules.recipients(
             event.event_type, event.data, event.actor["id"], picture,
-            lambda team: teams.get(team or "", []), lambda team: team in assigning,
+            managers, lambda team: team in assigning, audience,
         )
         if not told:
             return 0

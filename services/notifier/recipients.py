@@ -20,7 +20,7 @@ INTERNAL = "internal"
 # The events someone may be told of (the others only change who is on the ticket).
 NOTIFYING_EVENTS = frozenset({
     "TicketSubmitted", "TicketRouted", "TicketAssigned", "TicketReleased", "CommentAdded", "InformationRequested",
-    "InformationProvided", "TicketResumed", "ClosureRequested", "ClosureApproved", "ClosureRefused",
+    "InformationProvided", "TicketPostponed", "TicketResumed", "ClosureRequested", "ClosureApproved", "ClosureRefused",
     "ClosureExpired", "TicketClosedByOwner", "TicketCancelled", "TicketReopened", "TicketRefused", "TicketMoved",
     "UserInvited", "TicketEscalated", "TicketReturnedToReferent", "EscalationRefused", "AttachmentAdded",
     "AttachmentRemoved",
@@ -107,6 +107,33 @@ class Recipient:
 Managers = Callable[[str | None], list[Person]]
 
 
+@dataclass(frozen=True)
+class Audience:
+    """Who may see the ticket right after the event, as the tickets service decided it
+    (the event's ``audience``): nobody else is told anything of it."""
+
+    people: dict[str, Person]
+    internal: frozenset[str]
+    teams: dict[str, list[Person]]
+
+    @classmethod
+    def of(cls, members: Iterable[dict[str, Any]]) -> Audience:
+        people: dict[str, Person] = {}
+        internal: set[str] = set()
+        teams: dict[str, list[Person]] = {}
+        for m in members:
+            person = Person(m["id"], m.get("name"), m.get("email"))
+            people[person.id] = person
+            if m.get("internal"):
+                internal.add(person.id)
+            for team in m.get("teams") or ():
+                teams.setdefault(team, []).append(person)
+        return cls(people, frozenset(internal), teams)
+
+    def managers(self, team: str | None) -> list[Person]:
+        return list(self.teams.get(team or "", []))
+
+
 def facts_of(event_type: str, data: dict[str, Any], summary: dict[str, Any]) -> list[Fact]:
     """What ``event_type`` changes in the notifier's picture of its ticket."""
     user = data.get("user") or {}
@@ -141,8 +168,10 @@ def people_in(event_type: str, data: dict[str, Any], summary: dict[str, Any]) ->
 class _Audience:
     """An ordered set of recipients: the first reason someone is told wins."""
 
-    def __init__(self, picture: TicketPicture, managers: Managers, actor_id: str, keep_actor: bool = False) -> None:
+    def __init__(self, picture: TicketPicture, managers: Managers, actor_id: str, keep_actor: bool = False,
+                 audience: Audience | None = None) -> None:
         self.picture = picture
+        self.audience = audience
         self.managers = managers
         self.actor_id = actor_id
         self.keep_actor = keep_actor
@@ -152,6 +181,8 @@ class _Audience:
     def manages(self, person: Person) -> bool:
         """A manager of the ticket: its assignee, a manager of its department, or (while
         escalated) of its referent department."""
+        if self.audience is not None:
+            return person.id in self.audience.internal
         if self._manager_ids is None:
             ids = {p.id for p in self.managers(self.picture.department_id)}
             if self.picture.escalation == "escalated":
@@ -167,6 +198,8 @@ class _Audience:
                 continue
             if person.id == self.actor_id and not self.keep_actor:
                 continue
+            if self.audience is not None and person.id not in self.audience.people:
+                continue  # could not see the ticket at the event: hears nothing of it
             sees_internal = self.manages(person)
             if internal_only and not sees_internal:
                 continue
@@ -183,16 +216,18 @@ def recipients(
     picture: TicketPicture,
     managers: Managers,
     routing_assigns: Callable[[str], bool] = lambda team: False,
+    audience: Audience | None = None,
 ) -> list[Recipient]:
     """Who is told of one event (``WORKFLOW.md``, "Who hears about what").
 
     ``picture`` is the ticket right after the event; ``managers(team)`` the managers of a
     team (empty for None or an unknown team); ``routing_assigns(team)`` is True when
     routing will give a newly routed ticket of that team to a manager at once (its
-    policy assigns and someone is available), so the team is not told of it twice.
+    policy assigns and someone is available), so the team is not told of it twice;
+    ``audience``, when the event carries one, is who may see the ticket: only they are told.
     """
     t = picture
-    audience = _Audience(t, managers, actor_id, keep_actor=event_type == "TicketSubmitted")
+    audience = _Audience(t, managers, actor_id, keep_actor=event_type == "TicketSubmitted", audience=audience)
     add = audience.add
     if event_type == "TicketSubmitted":
         add([t.requester], "requester")
@@ -212,26 +247,42 @@ def recipients(
         else:
             add([t.requester], "requester")
     elif event_type == "TicketReleased":
-        # Not in the table: a manager taking a ticket away from its assignee tells them
-        # (a release by routing follows a move, of which they were told).
+        # A manager taking a ticket away from its assignee tells them; the department's
+        # managers hear it is free again (a released assignee who can no longer see the
+        # ticket is not in the audience, so hears nothing).
         if not actor_id.startswith("system:"):
             add([Person.from_ref(data.get("previous_assignee"))], "former_assignee")
+        add(managers(t.department_id), "manager")
     elif event_type in ("CommentAdded", "AttachmentAdded", "AttachmentRemoved"):
         _comment_like(audience, event_type, data, actor_id)
-    elif event_type in ("InformationRequested", "ClosureRequested", "TicketRefused"):
+    elif event_type in ("InformationRequested", "TicketRefused", "TicketPostponed"):
         add([t.requester], "requester")
-    elif event_type in ("InformationProvided", "ClosureApproved", "ClosureRefused", "ClosureExpired"):
+        add(t.watchers.values(), "watcher")
+    elif event_type == "ClosureRequested":
+        add([t.requester], "requester")
+        add(t.invitees.values(), "invitee")
+        add(t.watchers.values(), "watcher")
+    elif event_type in ("InformationProvided", "ClosureApproved", "ClosureRefused"):
         add([t.assignee], "assignee")
+        add(t.watchers.values(), "watcher")
+    elif event_type == "ClosureExpired":
+        add([t.assignee], "assignee")
+        add([t.requester], "requester")
+        add(t.watchers.values(), "watcher")
     elif event_type == "TicketResumed":
+        add([t.requester], "requester")
         if data.get("automatic"):  # the recall date came: the assignee is told
             add([t.assignee], "assignee")
+        add(t.watchers.values(), "watcher")
     elif event_type in ("TicketCancelled", "TicketReopened", "TicketClosedByOwner"):
         if t.assignee is not None:
             add([t.assignee], "assignee")
         else:
             add(managers(t.department_id), "manager")
+        add(t.watchers.values(), "watcher")
     elif event_type == "TicketMoved":
         add([t.assignee], "former_assignee")  # routing then tells the new department
+        add([t.requester], "requester")  # the new category
     elif event_type == "UserInvited":
         add([Person.from_ref(data.get("user"))], "invitee")
     elif event_type == "TicketEscalated":
@@ -240,10 +291,11 @@ def recipients(
         add(managers(data.get("referent_department_id")), "referent")
     elif event_type == "TicketReturnedToReferent":
         add(managers(data.get("department_id")), "referent")
+        add([t.requester], "requester")
     elif event_type == "EscalationRefused":
         # Not in the table: the referents who asked hear why the support will not take it.
         add(managers(t.department_id), "referent", internal_only=True)
-    # TicketPostponed, InvitationRevoked, WatchStarted, WatchStopped, SubjectChanged,
+    # InvitationRevoked, WatchStarted, WatchStopped, SubjectChanged,
     # PriorityChanged, EscalationRequested: nobody (the escalation service acts on the last).
     return audience.result()
 
@@ -271,3 +323,6 @@ def _comment_like(audience: _Audience, event_type: str, data: dict[str, Any], ac
     audience.add(t.invitees.values(), "invitee")
     skip = t.assignee.id if answers and t.assignee else None
     audience.add((w for w in t.watchers.values() if w.id != skip), "watcher")
+    if t.escalation == "escalated":
+        # The referents follow what the central support and the requester say.
+        audience.add(audience.managers(t.referent_department_id), "referent")

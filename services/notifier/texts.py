@@ -7,9 +7,11 @@ links it offers. Pure: the templates in ``templates/`` lay it out.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from services.notifier.recipients import INTERNAL, Recipient, TicketPicture
+from shared.events import visible_data
 
 LANGUAGES = ("fr", "en")
 SYSTEM_NAME = "Guichet"
@@ -50,6 +52,12 @@ _TEXTS: dict[Any, dict[str, tuple[str, str, str]]] = {
         "en": ("Request taken over by {assignee}", "{assignee} now handles the request",
                "This request, which was assigned to you, is now handled by {assignee}."),
     },
+    ("TicketReleased", "manager"): {
+        "fr": ("Demande de nouveau libre", "La demande est de nouveau libre",
+               "Plus personne ne traite cette demande : elle attend d'être prise en charge par {team}."),
+        "en": ("Request free again", "The request is free again",
+               "Nobody handles this request any more: it awaits someone of {team}."),
+    },
     "TicketReleased": {
         "fr": ("Demande retirée", "{actor} vous a retiré la demande", "{actor} vous a retiré cette demande."),
         "en": ("Request released", "{actor} took the request off you", "{actor} took this request off you."),
@@ -74,9 +82,26 @@ _TEXTS: dict[Any, dict[str, tuple[str, str, str]]] = {
         "fr": ("Information fournie", "{actor} a répondu à votre question", "{actor} a répondu à votre question."),
         "en": ("Information provided", "{actor} answered your question", "{actor} answered your question."),
     },
+    "TicketPostponed": {
+        "fr": ("Demande reportée", "{actor} a reporté la demande{until}",
+               "{actor} a reporté le traitement de la demande{until}."),
+        "en": ("Request postponed", "{actor} postponed the request{until}",
+               "{actor} postponed work on the request{until}."),
+    },
     "TicketResumed": {
+        "fr": ("Demande reprise", "La demande reportée reprend", "Le traitement de la demande reportée reprend."),
+        "en": ("Request resumed", "The postponed request resumes", "Work on the postponed request resumes."),
+    },
+    ("TicketResumed", "automatic"): {
         "fr": ("Demande reprise", "La demande reportée reprend", "La date de rappel est atteinte : la demande reprend."),
         "en": ("Request resumed", "The postponed request resumes", "The recall date has come: the request resumes."),
+    },
+    ("ClosureExpired", "requester"): {
+        "fr": ("Demande clôturée automatiquement", "Votre demande est clôturée automatiquement",
+               "Sans réponse de votre part à la proposition de clôture dans le délai prévu, votre demande a été"
+               " clôturée automatiquement."),
+        "en": ("Request closed automatically", "Your request was closed automatically",
+               "As you did not answer the proposed closure in time, your request was closed automatically."),
     },
     "ClosureRequested": {
         "fr": ("Clôture demandée", "{actor} propose de clôturer votre demande",
@@ -165,6 +190,7 @@ _QUOTES: dict[str, tuple[str, str, str, bool]] = {
     "ClosureRefused": ("justification", "Justification", "Justification", False),
     "TicketCancelled": ("reason", "Motif", "Reason", False),
     "TicketReopened": ("reason", "Motif", "Reason", False),
+    "TicketPostponed": ("reason", "Motif", "Reason", False),
     "TicketRefused": ("reason", "Motif du refus", "Reason for the refusal", False),
     "TicketReleased": ("reason", "Motif", "Reason", False),
     "AttachmentRemoved": ("comment", "Commentaire", "Comment", False),
@@ -231,6 +257,12 @@ def describe(
         key = ("TicketRouted", "moved")
     elif event_type == "TicketAssigned":
         key = ("TicketAssigned", recipient.role if recipient.role in ("assignee", "former_assignee") else "requester")
+    elif event_type == "TicketResumed" and data.get("automatic"):
+        key = ("TicketResumed", "automatic")
+    elif event_type == "ClosureExpired" and recipient.role == "requester":
+        key = ("ClosureExpired", "requester")
+    elif event_type == "TicketReleased" and recipient.role == "manager":
+        key = ("TicketReleased", "manager")
     elif event_type == "CommentAdded" and data.get("visibility") == INTERNAL:
         key = ("CommentAdded", INTERNAL)
     what, summary, intro = _TEXTS[key][language]
@@ -247,12 +279,15 @@ def describe(
         "category": labels.category(data.get("category_id"), language),
         "assignee": (picture.assignee.name or picture.assignee.id) if picture.assignee else "?",
         "filename": filename or ("un fichier" if language == "fr" else "a file"),
+        "until": _until(data.get("until"), language) if event_type == "TicketPostponed" else "",
     }
     quote_label, quote = None, None
     if event_type in _QUOTES:
-        field_name, label_fr, label_en, internal = _QUOTES[event_type]
-        text = data.get(field_name)
-        if text and (recipient.sees_internal or not internal):
+        field_name, label_fr, label_en, _ = _QUOTES[event_type]
+        # What the recipient may see of the event: the rule the ticket's history follows.
+        seen = visible_data(event_type, data, sees_internal=recipient.sees_internal, attachment_visibility="public")
+        text = (seen or {}).get(field_name)
+        if text:
             quote_label, quote = (label_en if language == "en" else label_fr), text
     elif event_type == "InformationProvided" and data.get("comment_id") in picture.answers:
         quote_label, quote = ("Answer" if language == "en" else "Réponse"), picture.answers[data["comment_id"]]
@@ -265,6 +300,16 @@ def describe(
         links=_LINKS.get(event_type, ()),
         rating=data.get("rating") if event_type == "ClosureApproved" else None,
     )
+
+
+def _until(value: Any, language: str) -> str:
+    """" jusqu'au 12/03/2027 à 09:00 (UTC)" for a postponement with a recall date."""
+    if value is None:
+        return ""
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if language == "en":
+        return f" until {when:%Y-%m-%d %H:%M} ({when.tzname()})"
+    return f" jusqu'au {when:%d/%m/%Y à %H:%M} ({when.tzname()})"
 
 
 def actor_name(actor: dict[str, Any]) -> str:

@@ -137,6 +137,19 @@ def _path(catalogue: Catalogue, category_id: str) -> list[str]:
     return path
 
 
+def _faq_with_ancestors(catalogue: Catalogue, category: Category) -> list[tuple[str, Faq]]:
+    """The category's FAQ entries, then its parent's, and so on up the tree, each with
+    the id of the category it belongs to."""
+    entries: list[tuple[str, Faq]] = []
+    seen: set[str] = set()
+    for owner in _path(catalogue, category.id):
+        for entry in catalogue.categories[owner].faq:
+            if entry.id not in seen:
+                seen.add(entry.id)
+                entries.append((owner, entry))
+    return entries
+
+
 def _kept(category: Category, keep: set[str] | None) -> bool:
     return keep is None or category.id in keep
 
@@ -154,11 +167,13 @@ def _node(catalogue: Catalogue, category: Category, language: str,
             _node(catalogue, child, language, children, keep, seen)
             for child in children.get(category.id, []) if _kept(child, keep) and child.id not in seen
         ],
+        # A sub-category shows its parent's FAQ after its own (each entry once).
         "faq": [
             {"id": f.id,
              "question": (f.question_en if language == "en" else None) or f.question_fr,
-             "answer": (f.answer_en if language == "en" else None) or f.answer_fr}
-            for f in category.faq
+             "answer": (f.answer_en if language == "en" else None) or f.answer_fr,
+             **({"inherited_from": owner} if owner != category.id else {})}
+            for owner, f in _faq_with_ancestors(catalogue, category)
         ],
     }
 
@@ -216,6 +231,19 @@ def update_category(catalogue: Catalogue, category_id: str, body: dict[str, Any]
     if body["parent_id"] != current.parent_id:
         position = _last_position(catalogue)  # moved: last among its new siblings
     return _with_category(catalogue, category_from({**body, "id": category_id}, position))
+
+
+def no_open_tickets(category_id: str) -> Callable[[psycopg.Connection], None]:
+    """A guard refusing to delete a category that open tickets use (they would show its
+    raw id): move or close them first."""
+
+    def guard(conn: psycopg.Connection) -> None:
+        count = storage.open_tickets_in(conn, category_id)
+        if count:
+            raise Conflict(f"category {category_id!r} is used by {count} open ticket(s):"
+                           " move them to another category or close them first")
+
+    return guard
 
 
 def remove_category(catalogue: Catalogue, category_id: str) -> Catalogue:
@@ -312,12 +340,16 @@ class CatalogueEditor:
         with self.pool.connection() as conn:
             return storage.load_catalogue(conn)
 
-    def change(self, edit: Callable[[Catalogue], Catalogue]) -> Catalogue:
+    def change(self, edit: Callable[[Catalogue], Catalogue],
+               guard: Callable[[psycopg.Connection], None] | None = None) -> Catalogue:
         """Apply ``edit`` to the current catalogue, check, store and announce the result,
-        all in one transaction; the catalogue afterwards (unchanged: nothing written)."""
+        all in one transaction; the catalogue afterwards (unchanged: nothing written).
+        ``guard``, if given, may refuse the change from what the database holds."""
         try:
             with self.pool.connection() as conn, conn.transaction():
                 storage.lock_catalogue(conn)
+                if guard is not None:
+                    guard(conn)
                 before = storage.load_catalogue(conn)
                 after = edit(before)
                 check(before, after)

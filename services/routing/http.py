@@ -17,6 +17,7 @@ from services.routing import admin, schemas
 from services.routing.openapi import openapi_document
 from shared.auth import Identity, TokenVerifier
 from shared.config import Settings
+from shared.idempotency import Responses
 from shared.web import (
     ApiHandler,
     HttpProblem,
@@ -54,6 +55,7 @@ class RoutingBackend:
         self.pool = pool
         self.verifier = TokenVerifier(self.settings)
         self.catalogue = admin.CatalogueEditor(pool)
+        self.responses = Responses(pool, "routing")
 
     def identity(self, request: Request) -> Identity:
         return self.verifier.verify(request.headers.get("Authorization"))
@@ -100,24 +102,33 @@ class RoutingHttp(ServiceProbes):
 
     @http("POST", "/api/v1/categories")
     def create_category(self, request: Request) -> Response:
-        self.backend.admin(request)
+        identity = self.backend.admin(request)
         body = read_json(request, schemas.NewCategory())
-        catalogue = self.backend.catalogue.change(lambda c: admin.add_category(c, body))
-        return json_response(admin.category_form(catalogue.categories[body["id"]]), 201,
-                             {"Location": f"/api/v1/categories/{body['id']}"})
+
+        def create() -> Response:
+            catalogue = self.backend.catalogue.change(lambda c: admin.add_category(c, body))
+            return json_response(admin.category_form(catalogue.categories[body["id"]]), 201,
+                                 {"Location": f"/api/v1/categories/{body['id']}"})
+
+        return self.backend.responses.run(request, identity.login, "create_category", None, body, create)
 
     @http("PUT", "/api/v1/categories/<category_id>")
     def update_category(self, request: Request, category_id: str) -> Response:
-        self.backend.admin(request)
+        identity = self.backend.admin(request)
         body = read_json(request, schemas.CategoryUpdate())
-        catalogue = self.backend.catalogue.change(lambda c: admin.update_category(c, category_id, body))
-        return json_response(admin.category_form(catalogue.categories[category_id]))
+
+        def update() -> Response:
+            catalogue = self.backend.catalogue.change(lambda c: admin.update_category(c, category_id, body))
+            return json_response(admin.category_form(catalogue.categories[category_id]))
+
+        return self.backend.responses.run(request, identity.login, "update_category", category_id, body, update)
 
     @http("DELETE", "/api/v1/categories/<category_id>")
     def delete_category(self, request: Request, category_id: str) -> Response:
         self.backend.admin(request)
         read_json(request, schemas.Empty())  # no body, or an empty JSON object
-        self.backend.catalogue.change(lambda c: admin.remove_category(c, category_id))
+        self.backend.catalogue.change(lambda c: admin.remove_category(c, category_id),
+                                      admin.no_open_tickets(category_id))
         return Response(status=204)
 
     # -- departments and their managers
@@ -147,24 +158,37 @@ class RoutingHttp(ServiceProbes):
 
     @http("POST", "/api/v1/departments")
     def create_department(self, request: Request) -> Response:
-        self.backend.admin(request)
+        identity = self.backend.admin(request)
         body = read_json(request, schemas.NewDepartment())
-        catalogue = self.backend.catalogue.change(lambda c: admin.add_department(c, body))
-        return json_response(admin.department_view(catalogue.departments[body["id"]]), 201,
-                             {"Location": f"/api/v1/departments/{body['id']}"})
+
+        def create() -> Response:
+            catalogue = self.backend.catalogue.change(lambda c: admin.add_department(c, body))
+            return json_response(admin.department_view(catalogue.departments[body["id"]]), 201,
+                                 {"Location": f"/api/v1/departments/{body['id']}"})
+
+        return self.backend.responses.run(request, identity.login, "create_department", None, body, create)
 
     @http("PUT", "/api/v1/departments/<department_id>")
     def update_department(self, request: Request, department_id: str) -> Response:
-        self.backend.admin(request)
+        identity = self.backend.admin(request)
         body = read_json(request, schemas.DepartmentUpdate())
-        catalogue = self.backend.catalogue.change(lambda c: admin.update_department(c, department_id, body))
-        return json_response(admin.department_view(catalogue.departments[department_id]))
+
+        def update() -> Response:
+            catalogue = self.backend.catalogue.change(lambda c: admin.update_department(c, department_id, body))
+            return json_response(admin.department_view(catalogue.departments[department_id]))
+
+        return self.backend.responses.run(request, identity.login, "update_department", department_id, body, update)
 
     @http("PUT", "/api/v1/departments/<department_id>/managers/me/availability")
     def set_my_availability(self, request: Request, department_id: str) -> Response:
         identity = self.backend.identity(request)
         body = read_json(request, schemas.Availability())
-        catalogue = self.backend.catalogue.change(
-            lambda c: admin.set_availability(c, department_id, identity.login, body["available"])
-        )
-        return json_response(admin.department_view(catalogue.departments[department_id]))
+
+        def set_availability() -> Response:
+            catalogue = self.backend.catalogue.change(
+                lambda c: admin.set_availability(c, department_id, identity.login, body["available"])
+            )
+            return json_response(admin.department_view(catalogue.departments[department_id]))
+
+        return self.backend.responses.run(request, identity.login, "set_availability", department_id, body,
+                                          set_availability)

@@ -179,6 +179,9 @@ class FaqOut(Schema):
     id = fields.Str(required=True)
     question = fields.Str(required=True)
     answer = fields.Str(required=True)
+    inherited_from = fields.Str(metadata={
+        "description": "the ancestor category the entry belongs to; absent for the category's own entries,"
+                       " which come first"})
 
 
 class CategoryOut(Schema):

@@ -50,6 +50,15 @@ class CatalogueAnnouncer(DependencyProvider):
                     storage.announce(conn, catalogue)
 
 
+def _policy_applies_again(message: dict[str, Any]) -> bool:
+    """A ticket escalated, or released by the system after a change of team (not by
+    routing itself, which assigns right after the release it causes)."""
+    if message["event_type"] == "TicketEscalated":
+        return True
+    return (message["event_type"] == "TicketReleased" and bool(message["data"].get("automatic"))
+            and message["actor"]["id"] != ACTOR["id"])
+
+
 def _team_lock(team: str) -> int:
     return int.from_bytes(hashlib.sha256(f"routing-team:{team}".encode()).digest()[:7], "big")
 
@@ -87,7 +96,7 @@ class RoutingService(RoutingHttp):
         ):
             with self.backend.pool.connection() as conn:
                 storage.track_ticket(conn, ticket, ticket["status"] in NOT_FINAL)
-            if event_type in ROUTING_EVENTS:
+            if event_type in ROUTING_EVENTS or _policy_applies_again(message):
                 self.route(message)
 
     def route(self, message: dict[str, Any]) -> None:
@@ -100,8 +109,9 @@ class RoutingService(RoutingHttp):
                 return
             catalogue = storage.current_catalogue(conn)
         try:
-            if message["event_type"] == "TicketReturnedToReferent":
-                # Back with its referents: only the team's policy may give it an assignee.
+            if message["event_type"] in ("TicketReturnedToReferent", "TicketReleased", "TicketEscalated"):
+                # Back with its referents, released after a change of team, or escalated to
+                # the central support: the team is set, only its policy may give an assignee.
                 team = ticket["department_id"]
                 department = catalogue.departments.get(team.partition(":")[0])
                 route = Route(team, team.partition(":")[0], department.assignment_policy if department else "none",
@@ -114,6 +124,10 @@ class RoutingService(RoutingHttp):
                 )
             log.info("ticket routed", team=route.team, why=route.reason)
             if routed["assignee"] is None and routed["status"] == "FREE":
+                self.assign(route, routed, event_id)
+            elif message["event_type"] == "TicketEscalated" and routed["status"] in NOT_FINAL - {"CLOSURE_REQUESTED"}:
+                # The support's policy assigns within the support team, even when a
+                # referent was handling it (the referents keep full access).
                 self.assign(route, routed, event_id)
         except (domain.DomainError, TicketNotFound) as exc:
             # The ticket moved on (closed, cancelled...) before routing got to it.

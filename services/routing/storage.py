@@ -219,11 +219,22 @@ def loads(conn: psycopg.Connection, team: str) -> dict[str, int]:
 def track_ticket(conn: psycopg.Connection, ticket: dict[str, Any], open_: bool) -> None:
     """Keep routing's view of a ticket's team, assignee and openness (newest version wins)."""
     conn.execute(
-        "INSERT INTO routing.tickets (ticket_id, team, assignee_id, open, version) VALUES (%s, %s, %s, %s, %s)"
+        "INSERT INTO routing.tickets (ticket_id, team, assignee_id, open, version, category_id)"
+        " VALUES (%s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (ticket_id) DO UPDATE SET team = EXCLUDED.team, assignee_id = EXCLUDED.assignee_id,"
-        " open = EXCLUDED.open, version = EXCLUDED.version WHERE routing.tickets.version < EXCLUDED.version",
-        (ticket["id"], ticket["department_id"], (ticket.get("assignee") or {}).get("id"), open_, ticket["version"]),
+        " open = EXCLUDED.open, version = EXCLUDED.version, category_id = EXCLUDED.category_id"
+        " WHERE routing.tickets.version < EXCLUDED.version",
+        (ticket["id"], ticket["department_id"], (ticket.get("assignee") or {}).get("id"), open_, ticket["version"],
+         ticket.get("category_id")),
     )
+
+
+def open_tickets_in(conn: psycopg.Connection, category_id: str) -> int:
+    """How many open tickets (as routing has seen them) are filed in the category."""
+    row = conn.execute(
+        "SELECT count(*) AS n FROM routing.tickets WHERE open AND category_id = %s", (category_id,)
+    ).fetchone()
+    return row["n"]
 
 
 def count_tentatively(conn: psycopg.Connection, ticket_id: str, team: str, user_id: str, version: int) -> None:

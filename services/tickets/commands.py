@@ -9,8 +9,6 @@ it answers ``Conflict``.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -23,10 +21,12 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from services.tickets import projections
-from services.tickets.domain import COMMANDS, Actor, Change, Context, InvalidArgument, Ticket, User
+from services.tickets.domain import COMMANDS, Actor, Change, Context, DomainError, InvalidArgument, Ticket, User
 from services.tickets.views import LABELS, render
-from shared.events import SCHEMA_VERSIONS, encode_data
+from shared import idempotency
+from shared.events import SCHEMA_VERSIONS, encode_data, visible_data
 from shared.eventstore import ConcurrencyError, EventStore, NewEvent, RecordedEvent, Statement
+from shared.idempotency import IdempotencyKeyReused
 
 log = structlog.stdlib.get_logger("guichet.tickets")
 
@@ -57,10 +57,6 @@ class VersionMismatch(Exception):
         return f"the ticket is at version {self.actual}, not {self.expected}"
 
 
-class IdempotencyKeyReused(Exception):
-    """The same idempotency key was sent with a different request (HTTP 422)."""
-
-
 class UnknownUser(Exception):
     """A login or email that nobody has used yet (HTTP 422)."""
 
@@ -84,6 +80,29 @@ class DatabaseMembership:
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
         self._departments: dict[str, frozenset[str]] = {}
+        self._managers: dict[str, list[User]] = {}
+
+    def escalable(self, department_id: str | None) -> bool:
+        """Whether escalating from this team can succeed, as the escalation service last
+        said (yes until it has said anything)."""
+        if not hasattr(self, "_escalable"):
+            rows = self.conn.execute(
+                "SELECT team FROM tickets.escalable_teams"
+                " UNION ALL SELECT NULL FROM tickets.escalable_known"
+            ).fetchall()
+            known = any(r["team"] is None for r in rows)
+            self._escalable = frozenset(r["team"] for r in rows if r["team"]) if known else None
+        return self._escalable is None or department_id in self._escalable
+
+    def managers(self, department_id: str) -> list[User]:
+        """The department's managers, as the copy of routing's teams says now."""
+        if department_id not in self._managers:
+            rows = self.conn.execute(
+                "SELECT user_id, name, email FROM tickets.department_managers WHERE department_id = %s"
+                " ORDER BY user_id", (department_id,)
+            ).fetchall()
+            self._managers[department_id] = [User(r["user_id"], r["name"], r["email"]) for r in rows]
+        return self._managers[department_id]
 
     def manages(self, user_id: str, department_id: str | None) -> bool:
         if department_id is None:
@@ -94,6 +113,11 @@ class DatabaseMembership:
             ).fetchall()
             self._departments[user_id] = frozenset(r["department_id"] for r in rows)
         return department_id in self._departments[user_id]
+
+
+def _context(conn: psycopg.Connection, actor: Actor, now: datetime) -> Context:
+    membership = DatabaseMembership(conn)
+    return Context(actor=actor, now=now, membership=membership, escalable=membership.escalable)
 
 
 class TicketNumbers:
@@ -166,11 +190,15 @@ class TicketCommands:
         correlation_id: str | None = None,
         causation_id: str | None = None,
         new_ticket_id: str | None = None,
+        request: tuple[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Perform several actions on one ticket as ONE command: each is decided on the
         ticket as the previous ones left it, and all their events are appended in one
         transaction, or none (e.g. a ticket submitted with its attachments, or files
-        attached with the comment that names them). ``submit`` may only come first."""
+        attached with the comment that names them). ``submit`` may only come first.
+
+        ``request`` (a name and the caller's arguments) is what the idempotency key's
+        fingerprint is made of when the steps depend on the ticket (files not yet on it)."""
         steps = [(action, dict(args)) for action, args in steps]
         if not steps:
             raise ValueError("no action to perform")
@@ -180,7 +208,9 @@ class TicketCommands:
         name = "+".join(action for action, _ in steps)
         correlation_id = correlation_id or str(uuid4())
         payload = steps[0][1] if len(steps) == 1 else {"steps": [args for _, args in steps]}
-        fingerprint = _fingerprint(name, ticket_ref, payload)
+        if request is not None:
+            name, payload = request
+        fingerprint = idempotency.fingerprint(name, ticket_ref, payload)
         with structlog.contextvars.bound_contextvars(
             action=name, correlation_id=correlation_id, actor=actor.id
         ):
@@ -217,7 +247,7 @@ class TicketCommands:
         remember: tuple[Actor, str, str, str] | None,
         new_ticket_id: str | None = None,
     ) -> dict[str, Any]:
-        ctx = Context(actor=actor, now=self.clock(), membership=DatabaseMembership(conn))
+        ctx = _context(conn, actor, self.clock())
         if steps[0][0] == "submit":
             ticket = Ticket()
             ticket_id = new_ticket_id or str(uuid4())
@@ -298,6 +328,7 @@ class TicketCommands:
                 "causation_id": causation_id,
                 "data": stored,
                 "ticket": ticket.summary(),
+                "audience": ticket.audience(ctx.membership.managers),
             }
             new_events.append(
                 NewEvent(change.event_type, stored, metadata, SCHEMA_VERSIONS[change.event_type], event_id, message)
@@ -320,6 +351,23 @@ class TicketCommands:
         if action in ("invite", "watch") and args.get("user") is not None and not isinstance(args["user"], User):
             args["user"] = self.find_user(conn, args["user"])
         return args
+
+    def recheck_access(self, causation_id: str | None = None) -> int:
+        """After the copy of the teams changed: release every ticket whose assignee can
+        no longer see it, and end the watches of those who cannot (``Ticket.recheck_access``).
+        Returns how many tickets were looked at again."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(_LOST_SIGHT).fetchall()
+        system = Actor.system("tickets")
+        for row in rows:
+            try:
+                self.execute("recheck_access", system, str(row["id"]), causation_id=causation_id)
+            except (DomainError, Conflict, TicketNotFound) as exc:
+                # The ticket moved on meanwhile (closed...): the next change looks again.
+                log.warning("access not rechecked", ticket_id=str(row["id"]), error=str(exc))
+        if rows:
+            log.info("access rechecked after a change of the teams", tickets=len(rows))
+        return len(rows)
 
     def find_user(self, conn: psycopg.Connection, login_or_email: object, field: str = "user") -> User:
         if not isinstance(login_or_email, str) or not login_or_email.strip():
@@ -362,7 +410,7 @@ class TicketCommands:
         if row is None:
             return None
         if (row["action"], row["fingerprint"]) != (action, fingerprint):
-            raise IdempotencyKeyReused(f"idempotency key {key!r} was used for another request")
+            raise IdempotencyKeyReused(f"this Idempotency-Key ({key!r}) was already used with another request")
         return row["result"]
 
     # -- reading
@@ -381,7 +429,7 @@ class TicketCommands:
     def get(self, actor: Actor, ticket_ref: object) -> dict[str, Any]:
         with self.pool.connection() as conn:
             ticket = projections.load_view(conn, str(ticket_ref))
-            ctx = Context(actor=actor, now=self.clock(), membership=DatabaseMembership(conn))
+            ctx = _context(conn, actor, self.clock())
             if ticket is None or not ticket.can_view(ctx):
                 raise TicketNotFound(ticket_ref)
             return render(ticket, ctx, LABELS.get(conn))
@@ -389,7 +437,7 @@ class TicketCommands:
     def can_view(self, actor: Actor, ticket_ref: object) -> bool:
         with self.pool.connection() as conn:
             ticket = projections.load_view(conn, str(ticket_ref))
-            ctx = Context(actor=actor, now=self.clock(), membership=DatabaseMembership(conn))
+            ctx = _context(conn, actor, self.clock())
             return ticket is not None and ticket.can_view(ctx)
 
     def attachment_access(self, actor: Actor, ticket_ref: object, attachment_id: object) -> dict[str, bool]:
@@ -401,7 +449,7 @@ class TicketCommands:
             attachment = ticket.attachments.get(str(attachment_id)) if ticket is not None else None
             if ticket is None or attachment is None:
                 return {"attached": False, "visible": False}
-            ctx = Context(actor=actor, now=self.clock(), membership=DatabaseMembership(conn))
+            ctx = _context(conn, actor, self.clock())
             visible = ticket.can_view(ctx) and (attachment["visibility"] == "public" or ticket.sees_internal(ctx))
             return {"attached": True, "visible": visible}
 
@@ -409,21 +457,35 @@ class TicketCommands:
         """The ticket's events, oldest first; internal entries only for managers."""
         with self.pool.connection() as conn:
             ticket = self.load(conn, ticket_ref)
-            ctx = Context(actor=actor, now=self.clock(), membership=DatabaseMembership(conn))
+            ctx = _context(conn, actor, self.clock())
             if ticket is None or not ticket.can_view(ctx):
                 raise TicketNotFound(ticket_ref)
             internal = ticket.sees_internal(ctx)
             events = self.store.load(conn, projections.stream_id(ticket.id))
-        internal_attachments = {
-            e.data["attachment_id"]
-            for e in events
-            if e.event_type == "AttachmentAdded" and e.data["visibility"] == "internal"
-        }
-        return [
-            _event_view(e)
-            for e in events
-            if internal or not _is_internal(e, internal_attachments)
-        ]
+        attachments = {e.data["attachment_id"]: e.data["visibility"] for e in events if e.event_type == "AttachmentAdded"}
+        views = []
+        for event in events:
+            data = visible_data(event.event_type, event.data, sees_internal=internal,
+                                attachment_visibility=attachments.get(event.data.get("attachment_id", "")))
+            if data is not None:
+                views.append(_event_view(event, data))
+        return views
+
+
+# Tickets not final where the assignee or a watcher is neither the requester, an invitee
+# nor a manager of a team that sees the ticket (admin watchers match, and are kept).
+_LOST_SIGHT = """
+SELECT v.id FROM tickets.ticket_view v
+ WHERE v.status NOT IN ('CLOSED', 'CANCELLED', 'REFUSED')
+   AND EXISTS (
+       SELECT 1 FROM unnest(array_append(v.watcher_ids, v.assignee_id)) AS u(id)
+        WHERE u.id IS NOT NULL AND u.id <> v.requester_id AND NOT u.id = ANY(v.invitee_ids)
+          AND NOT EXISTS (
+              SELECT 1 FROM tickets.department_managers m
+               WHERE m.user_id = u.id
+                 AND (m.department_id = v.department_id
+                      OR (v.escalation = 'escalated' AND m.department_id = v.referent_department_id))))
+"""
 
 
 def _remember(actor: Actor, key: str, action: str, fingerprint: str, result: dict[str, Any]) -> Statement:
@@ -444,17 +506,7 @@ def _run_alone(conn: psycopg.Connection, statement: Statement) -> None:
         raise ConcurrencyError("idempotency", 0) from exc
 
 
-def _is_internal(event: RecordedEvent, internal_attachments: set[str]) -> bool:
-    if event.event_type in ("CommentAdded", "AttachmentAdded"):
-        return event.data["visibility"] == "internal"
-    if event.event_type == "AttachmentRemoved":
-        return event.data["attachment_id"] in internal_attachments
-    # A referent's reason to escalate, the answer to it and the support's note back are
-    # between managers.
-    return event.event_type in ("EscalationRequested", "EscalationRefused", "TicketReturnedToReferent")
-
-
-def _event_view(event: RecordedEvent) -> dict[str, Any]:
+def _event_view(event: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]:
     meta = event.metadata
     return {
         "id": str(event.event_id),
@@ -464,13 +516,8 @@ def _event_view(event: RecordedEvent) -> dict[str, Any]:
         "actor": {"id": meta["actor"]["id"], "name": meta["actor"]["name"], "kind": meta["actor"]["kind"]},
         "status_before": meta.get("status_before"),
         "status_after": meta.get("status_after"),
-        "data": event.data,
+        "data": data,
     }
-
-
-def _fingerprint(action: str, ticket_ref: object, args: dict[str, Any]) -> str:
-    text = json.dumps([action, str(ticket_ref), args], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _traceparent() -> str | None:

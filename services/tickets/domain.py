@@ -117,11 +117,18 @@ class Membership(Protocol):
         """True when ``user_id`` is a manager of ``department_id``."""
 
 
+def _anywhere(team: str | None) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class Context:
     actor: Actor
     now: datetime
     membership: Membership
+    # Whether a referent team's escalation can succeed now (the escalation service's
+    # settings, as the tickets service last heard them); unknown: yes.
+    escalable: Callable[[str | None], bool] = _anywhere
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,11 @@ class Change:
 
 def _is_requester(t: Ticket, ctx: Context) -> bool:
     return t.requester is not None and t.requester["id"] == ctx.actor.id
+
+
+def _is_requester_unless_refused(t: Ticket, ctx: Context) -> bool:
+    # A manager's refusal is final for the requester: they may not reopen it again and again.
+    return t.status != REFUSED and _is_requester(t, ctx)
 
 
 def _is_invitee(t: Ticket, ctx: Context) -> bool:
@@ -170,6 +182,7 @@ def _is_local_referent(t: Ticket, ctx: Context) -> bool:
 
 ROLES: dict[str, Callable[[Ticket, Context], bool]] = {
     "requester": _is_requester,
+    "requester (but of a refused ticket)": _is_requester_unless_refused,
     "invitee": _is_invitee,
     "assignee": _is_assignee,
     "former assignee": _is_assignee,  # a final ticket keeps its last assignee
@@ -219,6 +232,8 @@ def _escalable(t: Ticket, ctx: Context) -> str | None:
         return "the ticket is not in a department yet"
     if t.escalation in ("requested", "escalated"):
         return f"the ticket is already {t.escalation} to the central support"
+    if not ctx.escalable(t.department_id):
+        return "escalation to the central support is not enabled for this department or establishment"
     return None
 
 
@@ -258,7 +273,7 @@ RULES: dict[str, Rule] = {
     "close": Rule(OPEN, ("requester",)),
     "cancel": Rule(OPEN, ("requester",)),
     "refuse": Rule(OPEN, ("manager",)),
-    "reopen": Rule(FINAL, ("requester", "former assignee", "manager"), _within_reopen_window),
+    "reopen": Rule(FINAL, ("requester (but of a refused ticket)", "former assignee", "manager"), _within_reopen_window),
     "move": Rule(OPEN, ("manager",)),
     "invite": Rule(NOT_FINAL, ("requester", "manager")),
     "uninvite": Rule(NOT_FINAL, ("requester", "manager")),
@@ -278,6 +293,9 @@ RULES: dict[str, Rule] = {
     # Routing follows a submit or a move, both open; a ticket awaiting the requester's
     # approval keeps its team and its assignee.
     "route": Rule(OPEN, ("system",)),
+    # After the teams changed: whoever can no longer see the ticket stops handling or
+    # watching it.
+    "recheck_access": Rule(NOT_FINAL, ("system",)),
 }
 
 # Actions a person may be offered on a ticket (the system-only ones are not).
@@ -288,6 +306,14 @@ def _required_text(action: str, status: str | None, name: str, value: Any) -> st
     if not isinstance(value, str) or not value.strip():
         raise InvalidArgument(action, status, name, f"{name} is required and cannot be blank")
     return value.strip()
+
+
+def _subject(action: str, status: str | None, value: Any) -> str:
+    """A subject is one line: it heads every email and list."""
+    subject = _required_text(action, status, "subject", value)
+    if any(c in subject for c in "\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029"):
+        raise InvalidArgument(action, status, "subject", "the subject is one line: no line break")
+    return subject
 
 
 # --- the aggregate ------------------------------------------------------------------------
@@ -315,6 +341,8 @@ class Ticket:
     escalation: str = "none"
     invitees: dict[str, dict[str, Any]] = field(default_factory=dict)
     watchers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Watchers who watched as admins: they see the ticket without another role on it.
+    admin_watchers: list[str] = field(default_factory=list)
     comments: list[dict[str, Any]] = field(default_factory=list)
     attachments: dict[str, dict[str, Any]] = field(default_factory=dict)
     question: str | None = None
@@ -360,6 +388,41 @@ class Ticket:
 
     def sees_internal(self, ctx: Context) -> bool:
         return _is_manager(self, ctx)
+
+    def teams(self) -> list[str]:
+        """The departments whose managers see the ticket: its own, and the referent one
+        while escalated."""
+        teams = [self.department_id] if self.department_id else []
+        if self.escalation == "escalated" and self.referent_department_id not in (None, self.department_id):
+            teams.append(self.referent_department_id)
+        return teams
+
+    def audience(self, managers: Callable[[str], Iterable[User]]) -> list[dict[str, Any]]:
+        """Everyone who may see the ticket now, by the same rule as ``user_can_view``
+        (``managers(team)`` lists a team's managers): ``{"id", "name", "email",
+        "internal", "teams"}``, ``internal`` for those who see internal content. Every
+        event carries it, so who is told is decided from who could see the ticket then."""
+        found: dict[str, dict[str, Any]] = {}
+
+        def add(ref: dict[str, Any], internal: bool, team: str | None = None) -> None:
+            entry = found.setdefault(
+                ref["id"], {"id": ref["id"], "name": ref.get("name"), "email": ref.get("email"),
+                            "internal": False, "teams": []})
+            entry["internal"] = entry["internal"] or internal
+            if team is not None and team not in entry["teams"]:
+                entry["teams"].append(team)
+
+        for team in self.teams():
+            for manager in managers(team):
+                add(manager.ref(), True, team)
+        if self.requester is not None:
+            add(self.requester, False)
+        for invitee in self.invitees.values():
+            add(invitee, False)
+        for user_id in self.admin_watchers:
+            if user_id in self.watchers:
+                add(self.watchers[user_id], True)
+        return list(found.values())
 
     def refusal(self, action: str, ctx: Context) -> DomainError | None:
         """Why ``action`` is refused to the actor now, or None if it is allowed."""
@@ -411,7 +474,7 @@ class Ticket:
         data = {
             "ticket_id": ticket_id,
             "number": number,
-            "subject": _required_text("submit", status, "subject", subject),
+            "subject": _subject("submit", status, subject),
             "description": _required_text("submit", status, "description", description),
             "phone": phone.strip() if isinstance(phone, str) and phone.strip() else None,
             "priority": _priority("submit", status, DEFAULT_PRIORITY if priority is None else priority),
@@ -548,7 +611,8 @@ class Ticket:
         changes = [Change("TicketRouted", {"department_id": department_id, "previous_department_id": self.department_id})]
         if self.assignee and not ctx.membership.manages(self.assignee["id"], department_id):
             changes.append(
-                Change("TicketReleased", {"previous_assignee": self.assignee, "reason": "not a manager of the new department"})
+                Change("TicketReleased", {"previous_assignee": self.assignee, "reason": "not a manager of the new department",
+                                          "automatic": True})
             )
         return changes + self._watches_ending(ctx.membership, department_id, self.referent_department_id)
 
@@ -600,7 +664,7 @@ class Ticket:
                 raise InvalidArgument("watch", self.status, "user", f"{user.id} cannot see this ticket")
         if user.id in self.watchers:
             raise InvalidTransition("watch", self.status, f"{user.id} already watches the ticket")
-        return [Change("WatchStarted", {"user": user.ref()})]
+        return [Change("WatchStarted", {"user": user.ref(), "admin": user.id == ctx.actor.id and ctx.actor.admin})]
 
     def unwatch(self, ctx: Context, *, user_id: str | None = None) -> list[Change]:
         self._check("unwatch", ctx)
@@ -654,7 +718,7 @@ class Ticket:
 
     def change_subject(self, ctx: Context, *, subject: str) -> list[Change]:
         self._check("change_subject", ctx)
-        subject = _required_text("change_subject", self.status, "subject", subject)
+        subject = _subject("change_subject", self.status, subject)
         if subject == self.subject:
             return []
         return [Change("SubjectChanged", {"subject": subject, "previous_subject": self.subject})]
@@ -695,7 +759,28 @@ class Ticket:
         self._check("return_to_referent", ctx)
         comment = _required_text("return_to_referent", self.status, "comment", comment)
         back = Change("TicketReturnedToReferent", {"department_id": self.referent_department_id, "comment": comment})
-        return [back, *self._watches_ending(ctx.membership, self.referent_department_id, None)]
+        changes = [back]
+        if self.assignee and not ctx.membership.manages(self.assignee["id"], self.referent_department_id):
+            # A support member cannot see the ticket once it is back with the referents.
+            changes.append(Change("TicketReleased", {"previous_assignee": self.assignee,
+                                                     "reason": "returned to the referents", "automatic": True}))
+        return changes + self._watches_ending(ctx.membership, self.referent_department_id, None)
+
+    def recheck_access(self, ctx: Context) -> list[Change]:
+        """After a change of the teams (a manager removed or moved): an assignee who can
+        no longer see the ticket is released, with the reason; watches of those who can
+        no longer see it end. Nothing when everyone still sees it."""
+        self._check("recheck_access", ctx)
+        changes = []
+        if self.assignee and not self.user_can_view(self.assignee["id"], ctx.membership):
+            changes.append(Change("TicketReleased", {"previous_assignee": self.assignee,
+                                                     "reason": "no longer a manager of the department",
+                                                     "automatic": True}))
+        changes += [
+            Change("WatchStopped", {"user": w}) for uid, w in self.watchers.items()
+            if uid not in self.admin_watchers and not self.user_can_view(uid, ctx.membership)
+        ]
+        return changes
 
     # -- evolution: the only place the state changes
 
@@ -795,9 +880,13 @@ class Ticket:
 
     def _on_WatchStarted(self, d: dict[str, Any], at: datetime, actor: dict[str, Any]) -> None:
         self.watchers[d["user"]["id"]] = d["user"]
+        if d.get("admin") and d["user"]["id"] not in self.admin_watchers:
+            self.admin_watchers.append(d["user"]["id"])
 
     def _on_WatchStopped(self, d: dict[str, Any], at: datetime, actor: dict[str, Any]) -> None:
         self.watchers.pop(d["user"]["id"], None)
+        if d["user"]["id"] in self.admin_watchers:
+            self.admin_watchers.remove(d["user"]["id"])
 
     def _on_AttachmentAdded(self, d: dict[str, Any], at: datetime, actor: dict[str, Any]) -> None:
         self.attachments[d["attachment_id"]] = {

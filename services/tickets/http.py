@@ -22,6 +22,7 @@ from services.tickets import commands as cmd
 from services.tickets import domain, schemas
 from services.tickets.openapi import openapi_document
 from services.tickets.queries import InvalidCursor, TicketQueries
+from shared import idempotency
 from shared.auth import Identity, TokenVerifier
 from shared.config import Settings
 from shared.nameko_deps import ServiceRpc
@@ -51,6 +52,7 @@ SYSTEM = domain.Actor.system("tickets")
 # A ticket filed with an Idempotency-Key gets an id derived from it, so a repeat claims
 # its uploads for the same ticket (a claim is idempotent per ticket).
 TICKET_IDS = uuid5(NAMESPACE_URL, "https://guichet/tickets/idempotency-key")
+COMMENT_IDS = uuid5(NAMESPACE_URL, "https://guichet/tickets/comments/idempotency-key")
 
 
 class UserDirectory:
@@ -175,9 +177,7 @@ class TicketsHttp(ServiceProbes):
         actor = self.backend.actor(request)
         body = read_json(request, schemas.NewTicket())
         ids = _upload_ids(body.pop("attachment_ids"), "attachment_ids")
-        key = request.headers.get("Idempotency-Key")
-        if key is not None and not 1 <= len(key) <= 200:
-            raise HttpProblem(400, "Idempotency-Key must be 1 to 200 characters")
+        key = idempotency.key_of(request)
         ticket_id = str(uuid5(TICKET_IDS, f"{actor.id}\n{key}")) if key is not None else str(uuid4())
         # The uploads are claimed first, then the ticket and its AttachmentAdded events
         # are appended together: the ticket is filed with all its files, or not at all.
@@ -221,7 +221,9 @@ class TicketsHttp(ServiceProbes):
     def add_comment(self, request: Request, ticket: str) -> Response:
         actor = self.backend.actor(request)
         body = read_json(request, schemas.NewComment())
-        body["comment_id"] = cmd.new_id()
+        key = idempotency.key_of(request)
+        # A repeat with the same key names the same comment, so its fingerprint matches.
+        body["comment_id"] = str(uuid5(COMMENT_IDS, f"{actor.id}\n{key}")) if key is not None else cmd.new_id()
         body["attachment_ids"] = ids = _upload_ids(body["attachment_ids"], "attachment_ids")
         if not ids:
             return self._act(request, "comment", actor, ticket, body, status=201)
@@ -234,7 +236,9 @@ class TicketsHttp(ServiceProbes):
         try:
             result = self.backend.commands.execute_steps(
                 steps, actor, current["id"], expected_version=_if_match(request),
-                correlation_id=_correlation_id(request),
+                correlation_id=_correlation_id(request), idempotency_key=key,
+                # the steps depend on which files are already on the ticket; the request does not
+                request=("comment", {**body, "attachment_ids": ids}),
             )
         except BaseException:
             self._release_uploads(actor, current["id"], claimed)
@@ -351,6 +355,7 @@ class TicketsHttp(ServiceProbes):
         self, request: Request, action: str, actor: domain.Actor, ticket: str, args: dict[str, Any], status: int = 200
     ) -> Response:
         result = self.backend.commands.execute(
-            action, actor, ticket, args, expected_version=_if_match(request), correlation_id=_correlation_id(request)
+            action, actor, ticket, args, expected_version=_if_match(request), correlation_id=_correlation_id(request),
+            idempotency_key=idempotency.key_of(request),
         )
         return _ticket_response(result, status)

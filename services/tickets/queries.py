@@ -93,7 +93,8 @@ class TicketQueries:
                 " ORDER BY updated_at DESC, id DESC LIMIT %(limit)s"
             ).format(sql.SQL(" AND ").join(where))
             found = conn.execute(query, params).fetchall()
-            ctx = Context(actor=actor, now=self.clock(), membership=DatabaseMembership(conn))
+            ctx = Context(actor=actor, now=self.clock(), membership=(m := DatabaseMembership(conn)),
+                          escalable=m.escalable)
             labels = LABELS.get(conn)
             page = found[:limit]
             items = [render(state_from_json(r["state"]), ctx, labels) for r in page]

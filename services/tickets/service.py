@@ -193,7 +193,26 @@ class TicketsService(TicketsHttp):
     @event_handler("routing", "CatalogueChanged", requeue_on_error=True)
     def on_catalogue_changed(self, snapshot: dict[str, Any]) -> None:
         with self.backend.pool.connection() as conn:
-            catalogue_copy.apply_snapshot(conn, snapshot)
+            applied = catalogue_copy.apply_snapshot(conn, snapshot)
+        if applied:
+            # Someone removed from a team no longer handles nor watches its tickets.
+            self.backend.commands.recheck_access()
+
+    @event_handler("escalation", "EscalableTeamsChanged", requeue_on_error=True)
+    def on_escalable_teams(self, announcement: dict[str, Any]) -> None:
+        """Where escalation can succeed now: ``escalate`` is offered only there."""
+        with self.backend.pool.connection() as conn, conn.transaction():
+            conn.execute("LOCK TABLE tickets.escalable_known")
+            row = conn.execute("SELECT at FROM tickets.escalable_known").fetchone()
+            at = datetime.fromisoformat(announcement["at"])
+            if row is not None and row["at"] >= at:
+                return  # an older announcement arriving late
+            conn.execute("DELETE FROM tickets.escalable_teams")
+            with conn.cursor() as cur:
+                cur.executemany("INSERT INTO tickets.escalable_teams (team) VALUES (%s) ON CONFLICT DO NOTHING",
+                                [(t,) for t in announcement["teams"]])
+            conn.execute("INSERT INTO tickets.escalable_known (singleton, at) VALUES (true, %s)"
+                         " ON CONFLICT (singleton) DO UPDATE SET at = EXCLUDED.at", (at,))
 
     # -- reads
 

@@ -81,7 +81,7 @@ class Files:
 @pytest.fixture
 def files(api, container_factory, tmp_path, database_url) -> Files:
     with db.connect(database_url) as conn:
-        conn.execute("TRUNCATE attachments.files, attachments.processed_events")
+        conn.execute("TRUNCATE attachments.files, attachments.processed_events, attachments.idempotency_keys")
     port = free_port()
     root = tmp_path / "store"
     addresses = {**(config.get("HTTP_ADDRESSES") or {}), "attachments": f"127.0.0.1:{port}"}

@@ -126,14 +126,13 @@ def test_escalation_disabled_by_the_admin_is_refused_with_a_reason(clients):
     assert put.json() == {"establishment": OTHER, "enabled": False, "support_department_id": SUPPORT,
                           "first_response_hours": None, "configured": True}
     ticket_id = clients.file(BOB)["id"]
-    assert clients.tickets.act(ticket_id, "escalate", RITA, reason="Besoin du support").status_code == 200
-    refused = wait_until(lambda: (i := clients.escalation.get("/api/v1/escalations", RITA).json()["items"]) and i,
-                         what="the refusal")[0]
-    assert refused["status"] == "refused" and "n'est pas activée" in refused["refusal_reason"]
+    # WORKFLOW.md: escalate is not offered where it is disabled, and refused up front
+    wait_until(lambda: "escalate" not in clients.ticket(ticket_id, RITA)["allowed_actions"], what="not offered")
+    refused = clients.tickets.act(ticket_id, "escalate", RITA, reason="Besoin du support")
+    assert refused.status_code == 409 and "not enabled" in refused.json()["detail"]
     after = clients.ticket(ticket_id, RITA)
     assert (after["escalation"], after["department"]["id"]) == ("none", f"referents-ent:{OTHER}")
-    assert [h["data"]["reason"] for h in clients.history(ticket_id, RITA)
-            if h["type"] == "EscalationRefused"] == [refused["refusal_reason"]]
+    assert "EscalationRequested" not in [h["type"] for h in clients.history(ticket_id, RITA)]
     assert clients.tickets.get(f"/api/v1/tickets/{ticket_id}", SAM).status_code == 404
     assert clients.escalation.get("/api/v1/escalations", SAM).json()["items"] == []  # never reached the support
 
@@ -262,3 +261,27 @@ def test_escalations_are_paged(clients):
     second = clients.escalation.get(f"/api/v1/escalations?limit=2&cursor={first['next_cursor']}", RENE).json()
     assert second["next_cursor"] is None
     assert sorted(i["ticket"]["id"] for i in first["items"] + second["items"]) == sorted(ids)
+
+
+def test_escalate_is_offered_only_where_it_can_succeed(clients):
+    """The escalation service announces where a referent's escalation is forwarded; the
+    tickets service offers ``escalate`` only there."""
+    ticket_id = clients.file(ALICE)["id"]
+    wait_until(lambda: "escalate" in clients.ticket(ticket_id, RENE)["allowed_actions"], what="escalate offered")
+    path = f"/api/v1/establishments/{HOME}/escalation"
+    off = clients.escalation.put(path, ROOT, json={"enabled": False, "support_department_id": SUPPORT})
+    assert off.status_code == 200, off.text
+    wait_until(lambda: "escalate" not in clients.ticket(ticket_id, RENE)["allowed_actions"],
+               what="escalate no longer offered")
+    refused = clients.tickets.act(ticket_id, "escalate", RENE, reason="Compte bloqué")
+    assert refused.status_code == 409 and "not enabled" in refused.json()["detail"]
+    assert clients.ticket(ticket_id, RENE)["escalation"] == "none"
+    # a support department that is not configured: not offered either
+    elsewhere = clients.escalation.put(path, ROOT, json={"enabled": True, "support_department_id": "nowhere"})
+    assert elsewhere.status_code in (200, 422), elsewhere.text
+    if elsewhere.status_code == 200:
+        wait_until(lambda: (t := clients.ticket(ticket_id, RENE))["version"] and "escalate" not in t["allowed_actions"],
+                   what="escalate not offered towards an unknown support")
+    on = clients.escalation.put(path, ROOT, json={"enabled": True, "support_department_id": SUPPORT})
+    assert on.status_code == 200, on.text
+    wait_until(lambda: "escalate" in clients.ticket(ticket_id, RENE)["allowed_actions"], what="escalate offered again")

@@ -224,8 +224,11 @@ def test_the_category_tree_in_french(routing):
                  "answer": "Utilisez « Mot de passe oublié »."}],
     }
     connexion = ent["children"][0]
+    # department inherited; and the parent's FAQ shown after its own (here it has none)
     assert connexion == {"id": "ent-connexion", "label": "Problème de connexion à l’ENT", "parent_id": "ent",
-                         "department_id": None, "children": [], "faq": []}  # department inherited
+                         "department_id": None, "children": [],
+                         "faq": [{"id": "ent-mdp", "question": "J'ai perdu mon mot de passe",
+                                  "answer": "Utilisez « Mot de passe oublié ».", "inherited_from": "ent"}]}
     assert ent["children"][1]["department_id"] == "referents-ent"
 
 
@@ -850,3 +853,16 @@ def test_the_api_keeps_to_its_document(routing, user):
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout[-6000:]
+
+
+def test_a_sub_category_shows_its_parents_faq_after_its_own(routing):
+    body = {"id": "ent-mobile", "label": "Application mobile", "parent_id": "ent",
+            "faq": [{"id": "ent-appli", "question": "Où télécharger l'application ?", "answer": "Sur le store."}]}
+    assert routing.post("/api/v1/categories", ROOT, json=body).status_code == 201
+    mobile = ok(routing.get("/api/v1/categories/ent-mobile", ALICE))
+    assert [(f["id"], f.get("inherited_from")) for f in mobile["faq"]] == [("ent-appli", None), ("ent-mdp", "ent")]
+    [ent] = [n for n in ok(routing.get("/api/v1/categories", ALICE)) if n["id"] == "ent"]
+    assert [f["id"] for f in ent["faq"]] == ["ent-mdp"]  # a parent does not show its children's
+    # what an admin reads back to edit is the category's own FAQ
+    form = ok(routing.put("/api/v1/categories/ent-mobile", ROOT, json={**body, "label": "Appli mobile"}))
+    assert [f["id"] for f in form["faq"]] == ["ent-appli"]

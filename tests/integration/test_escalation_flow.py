@@ -19,6 +19,7 @@ from nameko.testing.services import entrypoint_waiter, replace_dependencies
 
 from services.escalation.service import EscalationService
 from services.routing.service import RoutingService
+from services.tickets.domain import InvalidTransition
 from services.tickets.service import TicketsService
 from shared import db
 from shared.outbox import event_exchange
@@ -191,27 +192,43 @@ def test_a_referents_request_is_forwarded_once_even_when_redelivered(desk, broke
     assert (recorded["status"], recorded["automatic"], recorded["requested_by_id"]) == ("escalated", False, "rene")
 
 
-def test_escalation_disabled_for_the_establishment_is_refused_with_a_reason(desk):
-    desk.set_settings(OTHER, enabled=False)
+def escalable_announced(desk) -> None:
+    """Wait until the tickets service heard where escalation succeeds."""
+    wait_until(lambda: desk.query("SELECT 1 FROM tickets.escalable_known"), what="the escalable teams announced")
+
+
+def test_escalation_disabled_for_the_establishment_is_not_offered_and_refused(desk):
+    """WORKFLOW.md: escalate is offered only where the settings allow it, else refused up
+    front (the escalation service's own refusal, for a copy not yet up to date, is in
+    tests/unit/escalation)."""
+    import requests
+
+    from shared.auth import issue_token
+    from shared.config import Settings
+
+    token = issue_token(Settings.from_env({"GUICHET_JWT_SECRET": SECRET}), sub="root", email="root@univ.example",
+                        admin=True)
+    put = requests.put(f"http://127.0.0.1:{desk.ports['escalation']}/api/v1/establishments/{OTHER}/escalation",
+                       json={"enabled": False, "support_department_id": SUPPORT}, timeout=10,
+                       headers={"Authorization": f"Bearer {token}"})
+    assert put.status_code == 200, put.text
     with ServiceRpcClient("tickets") as rpc:
         ticket = file_ticket(rpc, BOB)
-        rpc.escalate(RITA, ticket["id"], "Je ne sais pas faire")
-        wait_until(lambda: types(rpc, ticket["id"])["EscalationRefused"], what="the refusal")
+        wait_until(lambda: "escalate" not in rpc.get(RITA, ticket["id"])["allowed_actions"], what="not offered")
+        with pytest.raises(InvalidTransition, match="not enabled"):
+            rpc.escalate(RITA, ticket["id"], "Je ne sais pas faire")
         after = rpc.get(RITA, ticket["id"])
-        refusal = [h for h in history(rpc, ticket["id"], RITA) if h["type"] == "EscalationRefused"][0]
     assert (after["escalation"], after["department"]["id"]) == ("none", f"referents-ent:{OTHER}")
-    assert refusal["actor"]["id"] == "system:escalation"
-    assert "n'est pas activée pour l'établissement 0880012B" in refusal["data"]["reason"]
-    assert "escalate" in after["allowed_actions"]  # the referent may ask again later
-    [recorded] = desk.query("SELECT * FROM escalation.escalations")
-    assert (recorded["status"], recorded["support_department_id"]) == ("refused", None)
+    assert desk.query("SELECT * FROM escalation.escalations") == []
 
 
 def test_a_ticket_of_a_global_department_is_not_forwarded(desk):
+    escalable_announced(desk)
     with ServiceRpcClient("tickets") as rpc:
         ticket = file_ticket(rpc, category="ent")
-        rpc.escalate(MARC, ticket["id"], "Trop compliqué")
-        wait_until(lambda: types(rpc, ticket["id"])["EscalationRefused"], what="the refusal")
+        assert "escalate" not in rpc.get(MARC, ticket["id"])["allowed_actions"]
+        with pytest.raises(InvalidTransition):
+            rpc.escalate(MARC, ticket["id"], "Trop compliqué")
         assert rpc.get(MARC, ticket["id"])["department"]["id"] == "dnum-ent"
 
 

@@ -81,11 +81,12 @@ def test_each_event_reaches_exactly_its_people_by_email_and_feed(services, smtp)
         ("WatchStarted", set()),
         ("CommentAdded", {"alice", "ines", "mona"}),
         ("CommentAdded", {"marc", "mona"}),  # internal
-        ("InformationRequested", {"alice"}),
+        # watchers (mona, ines) hear of every step (WORKFLOW.md, "Who hears about what")
+        ("InformationRequested", {"alice", "ines", "mona"}),
         ("CommentAdded", {"ines", "mona"}),  # the answer...
-        ("InformationProvided", {"marc"}),  # ...which the assignee hears as such
-        ("ClosureRequested", {"alice"}),
-        ("ClosureRefused", {"marc"}),
+        ("InformationProvided", {"marc", "ines", "mona"}),  # ...which the assignee hears as such
+        ("ClosureRequested", {"alice", "ines", "mona"}),
+        ("ClosureRefused", {"marc", "ines", "mona"}),
     ]
     with pool.connection() as conn:
         events = conn.execute("SELECT event_id::text AS id, event_type FROM tickets.events WHERE stream_id = %s"
@@ -120,7 +121,8 @@ def test_each_event_reaches_exactly_its_people_by_email_and_feed(services, smtp)
     for message in smtp.inbox.messages:
         assert message["Message-ID"] == root or (message["In-Reply-To"] == root and message["References"] == root)
         assert message["Subject"].startswith(f"[Ticket n°{ticket['number']}] Connexion <impossible> — ")
-    [closure] = [m for m in smtp.inbox.messages if "Clôture demandée" in m["Subject"]]
+    [closure] = [m for m in smtp.inbox.messages if "Clôture demandée" in m["Subject"]
+                 and m["To"].addresses[0].username == "alice"]
     html = closure.get_body(("html",)).get_content()
     assert "Compte réactivé." in html and f"https://guichet.test/tickets/{tid}/approve-closure" in html
     [comment] = [m for m in smtp.inbox.messages if m["Subject"].endswith("Nouveau commentaire")

@@ -544,7 +544,7 @@ SWEEP: list[tuple[str, str, Actor, dict[str, Any], tuple[str, ...], Any]] = [
     ("close", "close", REQUESTER, {}, OPEN, None),
     ("cancel", "cancel", REQUESTER, {}, OPEN, None),
     ("refuse", "refuse", MANAGER, {"reason": "Hors périmètre"}, OPEN, None),
-    ("reopen", "reopen", REQUESTER, {}, FINAL, None),
+    ("reopen", "reopen", MANAGER, {}, FINAL, None),
     ("move", "move", MANAGER, {"category_id": NEW_CATEGORY}, OPEN, None),
     ("invite", "invite", REQUESTER, {"user": user(OTHER_USER)}, NOT_FINAL, None),
     ("uninvite", "uninvite", REQUESTER, {"user_id": INVITEE.id}, NOT_FINAL, None),
@@ -737,12 +737,30 @@ def test_take_twice_by_the_assignee_is_refused() -> None:
 def test_reopen_only_within_30_days(final: str, days: int, allowed: bool) -> None:
     desk = desk_in(final)
     desk.clock.advance(days=days)
+    reopener = MANAGER if final == REFUSED else REQUESTER  # a refused ticket: not its requester
     if allowed:
-        assert types(desk.do("reopen", REQUESTER)) == ["TicketReopened"]
+        assert types(desk.do("reopen", reopener)) == ["TicketReopened"]
         assert desk.ticket.status == IN_PROGRESS
     else:
-        error = refused(desk, InvalidTransition, "reopen", REQUESTER)
+        error = refused(desk, InvalidTransition, "reopen", reopener)
         assert "30 days" in error.reason
+
+
+def test_the_requester_cannot_reopen_a_refused_ticket() -> None:
+    desk = desk_in(REFUSED)
+    error = refused(desk, Forbidden, "reopen", REQUESTER)
+    assert "refused" in error.reason
+    assert "reopen" not in desk.ticket.allowed_actions(desk.ctx(REQUESTER))
+    assert "reopen" in desk.ticket.allowed_actions(desk.ctx(MANAGER))
+
+
+@pytest.mark.parametrize("subject", ["Connexion\nimpossible", "Connexion\r\nimpossible", "Écran\u2028noir"])
+def test_a_subject_is_one_line(subject: str) -> None:
+    with pytest.raises(InvalidArgument, match="one line") as caught:
+        Ticket.submit(desk_in(FREE).ctx(REQUESTER), ticket_id="t-9", number=9, category_id=NEW_CATEGORY,
+                      subject=subject, description="Écran blanc.")
+    assert caught.value.field == "subject"
+    refused(desk_in(IN_PROGRESS), InvalidArgument, "change_subject", REQUESTER, subject=subject)
 
 
 @pytest.mark.parametrize("final", FINAL)
@@ -757,6 +775,8 @@ def test_reopen_only_within_30_days(final: str, days: int, allowed: bool) -> Non
 def test_reopen_goes_to_the_former_assignee_only_if_they_still_manage(
     final: str, still_manages: bool, status: str, assignee: str | None, reopener: Actor
 ) -> None:
+    if final == REFUSED and reopener is REQUESTER:
+        pytest.skip("the requester cannot reopen a refused ticket")
     desk = desk_in(final)
     if not still_manages:
         desk.members.departments[DEPARTMENT].discard(MANAGER.id)

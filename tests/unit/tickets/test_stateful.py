@@ -174,6 +174,7 @@ PLAUSIBLE: dict[str, Callable[[Ticket], dict[str, Any]]] = {
     "reopen": lambda t: {"reason": "Toujours en panne"},
     "move": lambda t: {"category_id": _other(CATEGORIES, t.category_id)},
     "route": lambda t: {"department_id": _other(DEPARTMENTS, t.department_id)},
+    "recheck_access": lambda t: {},
     "invite": lambda t: {"user": _not_invited(t)},
     "uninvite": lambda t: {"user_id": next(iter(t.invitees), INVITEE.id)},
     "watch": lambda t: {},
@@ -353,6 +354,11 @@ class TicketMachine(RuleBasedStateMachine):
     @rule(actor=actors(*SYSTEMS), department=st.sampled_from(DEPARTMENTS))
     def route(self, actor: str, department: str) -> None:
         self._step("route", actor, department_id=department)
+
+    @when_allowed("recheck_access")
+    @rule(actor=actors(*SYSTEMS))
+    def recheck_access(self, actor: str) -> None:
+        self._step("recheck_access", actor)
 
     @when_allowed("invite")
     @rule(actor=actors(REQUESTER.id, A_MANAGER), user=users)

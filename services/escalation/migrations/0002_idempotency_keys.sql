@@ -1,0 +1,12 @@
+-- First answers to requests sent with an Idempotency-Key (shared/idempotency.py): per
+-- caller and key, the request's fingerprint, then its answer once it succeeded.
+CREATE TABLE escalation.idempotency_keys (
+    actor_id    text        NOT NULL,
+    key         text        NOT NULL,
+    fingerprint text        NOT NULL,
+    status      integer,
+    body        bytea,
+    headers     jsonb,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (actor_id, key)
+);
