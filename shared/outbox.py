@@ -22,6 +22,7 @@ from psycopg import sql
 
 from shared import db
 from shared.events import EXCHANGE
+from shared.failures import is_transient
 
 log = structlog.stdlib.get_logger("guichet.outbox")
 
@@ -71,7 +72,11 @@ class OutboxRelay:
             try:
                 self._run_once()
                 backoff = 0.5
-            except (psycopg.OperationalError, OSError, kombu.exceptions.KombuError, BrokerRefused) as exc:
+            except Exception as exc:
+                # A broker that closed the connection (amqp's ConnectionForced is neither
+                # an OSError nor a KombuError) must not end the relay, nor the service.
+                if not (is_transient(exc) or isinstance(exc, (OSError, kombu.exceptions.KombuError, BrokerRefused))):
+                    raise
                 self.active = False
                 log.warning("relay connection lost, retrying", error=str(exc), retry_in=backoff)
                 self.sleep(backoff)
