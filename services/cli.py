@@ -1,4 +1,5 @@
-"""The ``guichet`` command: migrate, run the services, relay, rebuild projections.
+"""The ``guichet`` command: migrate, run the services, relay, rebuild projections,
+dead letters.
 
 Eventlet patches the standard library first, as Nameko needs, and before psycopg is
 imported (``shared.db`` then picks psycopg's eventlet-friendly wait function).
@@ -14,6 +15,7 @@ import eventlet  # noqa: E402
 eventlet.monkey_patch()
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
@@ -196,6 +198,24 @@ def cmd_config_load(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    """``list`` or ``replay`` the dead letters of a service's ticket-event consumer."""
+    from shared import dead_letters
+
+    consumers = sorted(dead_letters.consumers())
+    if args.service not in consumers:
+        log.error("no dead-letter queue for this service", service=args.service, known=consumers)
+        return 2
+    if args.action == "list":
+        for letter in dead_letters.peek(settings.amqp_uri, args.service, limit=args.limit):
+            sys.stdout.write(json.dumps(letter, ensure_ascii=False, default=str) + "\n")
+        return 0
+    replayed = dead_letters.replay(settings.amqp_uri, args.service, limit=args.limit)
+    log.info("dead letters replayed", service=args.service, count=replayed,
+             queue=f"{args.service}.ticket-events")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="guichet", description="Guichet helpdesk")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -217,6 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("file")
     load.add_argument("--if-empty", action="store_true", help="only when no department exists yet (first start)")
     load.set_defaults(func=cmd_config_load)
+    letters = sub.add_parser("dead-letters", help="look at or replay a consumer's dead-letter queue")
+    letters.add_argument("action", choices=("list", "replay"),
+                         help="list: print each dead letter (JSON lines), leaving it queued; replay: move each back"
+                              " to the service's queue, to be handled again")
+    letters.add_argument("service", help="the consuming service, e.g. routing")
+    letters.add_argument("--limit", type=int, default=None, help="at most this many (default: all)")
+    letters.set_defaults(func=cmd_dead_letters)
     token = sub.add_parser("token", help="print a bearer token for local use")
     token.add_argument("--sub", required=True, help="login")
     token.add_argument("--email", required=True)

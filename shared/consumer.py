@@ -43,6 +43,27 @@ TRANSIENT_PAUSE_SECONDS = 0.5  # the first pause after a transient failure
 TRANSIENT_PAUSE_MAX = 10.0
 
 
+# Every service consuming ticket events, with the event types it binds (empty: all). The
+# outbox relay declares these queues before it publishes (``ticket_event_topology``), so
+# an event committed before a consumer first started waits in its queue instead of being
+# routed to no queue and lost; a service consuming ticket events is listed here.
+TICKET_EVENT_SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
+    "routing": (),
+    "notifier": (),
+    "escalation": (),
+    "attachments": ("AttachmentAdded", "AttachmentRemoved"),
+}
+
+
+def ticket_event_topology() -> list[kombu.Exchange | kombu.Queue]:
+    """What the relay declares before publishing ticket events: each consumer's queue
+    bound to ``tickets.events``, its dead-letter exchange and its dead-letter queue."""
+    entities: list[kombu.Exchange | kombu.Queue] = [event_exchange(TICKET_EVENTS)]
+    for service, event_types in TICKET_EVENT_SUBSCRIPTIONS.items():
+        entities += [dead_letter_exchange(service), dead_letter_queue(service), ticket_events_queue(service, event_types)]
+    return entities
+
+
 def dead_letter_exchange(service: str) -> kombu.Exchange:
     return kombu.Exchange(f"{service}.dead-letters", type="topic", durable=True, auto_delete=False)
 
@@ -71,6 +92,12 @@ class TicketEventConsumer(Consumer):
         super().__init__(ticket_events_queue(service, event_types), requeue_on_error=True, **kwargs)
 
     def setup(self) -> None:
+        listed = TICKET_EVENT_SUBSCRIPTIONS.get(self.service)
+        if listed is None or set(listed) != {b.routing_key for b in self.queue.bindings} - {"#"}:
+            raise ValueError(
+                f"{self.service}'s ticket events ({sorted(b.routing_key for b in self.queue.bindings)}) must be the ones"
+                " listed in shared.consumer.TICKET_EVENT_SUBSCRIPTIONS, which the outbox relay declares"
+            )
         # A body that cannot even be decoded never reaches a worker: dead-letter it too,
         # instead of letting kombu raise in the consumer loop forever.
         self.consumer_options["on_decode_error"] = self.on_decode_error

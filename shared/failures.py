@@ -18,6 +18,7 @@ refused at once for a few seconds instead of each waiting for its timeout.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -148,6 +149,7 @@ class Circuit:
         self.open_seconds = open_seconds
         self.clock = clock
         self.open_until = 0.0
+        self.tripped = False
 
     @property
     def is_open(self) -> bool:
@@ -161,6 +163,10 @@ class Circuit:
         """``fn(*args, **kwargs)``, or :class:`DependencyUnavailable` fast."""
         if self.is_open:
             raise self._refusal("circuit open")
+        if self.tripped:
+            # Half-open: this call tries the dependency; the others are refused meanwhile
+            # rather than each waiting for the timeout again.
+            self.open_until = self.clock() + self.timeout
         try:
             with eventlet.Timeout(self.timeout):
                 result = fn(*args, **kwargs)
@@ -171,12 +177,36 @@ class Circuit:
             if is_transient(exc):
                 self.trip(f"{type(exc).__name__}: {exc}")
                 raise self._refusal(type(exc).__name__) from exc
+            if self.tripped:
+                self.close()  # it answered (with a refusal): it is up
             raise
-        self.open_until = 0.0
+        self.close()
         return result
 
     def trip(self, why: str) -> None:
         """Open the circuit for ``open_seconds``."""
-        if not self.is_open:
-            log.warning("circuit opened", dependency=self.name, why=why, seconds=self.open_seconds)
+        log.warning("circuit opened", dependency=self.name, why=why, seconds=self.open_seconds)
+        self.tripped = True
         self.open_until = self.clock() + self.open_seconds
+
+    def close(self) -> None:
+        if self.tripped:
+            log.info("circuit closed", dependency=self.name)
+        self.tripped = False
+        self.open_until = 0.0
+
+
+_circuits: dict[tuple[str, str], Circuit] = {}
+
+
+def circuit(service: str) -> Circuit:
+    """The process's circuit for calls to ``service`` over the configured broker
+    (Nameko's ``AMQP_URI``): ``RPC_TIMEOUT`` seconds per call (default 3), open
+    ``CIRCUIT_OPEN_SECONDS`` (default 5) after a failure."""
+    from nameko import config
+
+    key = (str(config.get("AMQP_URI", "")), service)
+    if key not in _circuits:
+        _circuits[key] = Circuit(service, timeout=float(os.environ.get("RPC_TIMEOUT", "3")),
+                                 open_seconds=float(os.environ.get("CIRCUIT_OPEN_SECONDS", "5")))
+    return _circuits[key]

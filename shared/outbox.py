@@ -6,6 +6,13 @@ the unpublished outbox rows in ``global_position`` order, publishes each with pu
 confirms and ``mandatory=True``, and only then marks them published. Killed between the
 two, it publishes those rows again when it (or a standby) takes over: consumers see a
 duplicate with the same ``event_id`` and skip it, and nothing is lost.
+
+No event is lost for want of a queue either: before publishing ticket events, the relay
+declares every consumer's queue (``shared.consumer.ticket_event_topology``), so an event
+committed before routing or the notifier ever started waits in their queue. Should the
+broker still return a message as unroutable (its queues lost, deleted by hand), the
+relay marks the rows before it only, declares the queues again, and publishes from that
+row again after a pause.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from psycopg import sql
 
 from shared import db
 from shared.events import EXCHANGE
+from shared.failures import is_transient
 
 log = structlog.stdlib.get_logger("guichet.outbox")
 
@@ -46,6 +54,7 @@ class OutboxRelay:
         batch_size: int = 200,
         idle_wait: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
+        topology: list[Any] | None = None,
     ) -> None:
         self.database_url = database_url
         self.amqp_uri = amqp_uri
@@ -60,6 +69,13 @@ class OutboxRelay:
         self._stopping = False
         self._returned: set[str] = set()
         self._outbox = sql.Identifier(schema, "outbox")
+        if topology is None and exchange == EXCHANGE:
+            from shared.consumer import ticket_event_topology
+
+            topology = ticket_event_topology()
+        # With a topology, an unroutable message is an error to repair, not an event
+        # nobody wants: it is not marked published (see the module's docstring).
+        self.topology = list(topology or ())
 
     def stop(self) -> None:
         self._stopping = True
@@ -71,7 +87,11 @@ class OutboxRelay:
             try:
                 self._run_once()
                 backoff = 0.5
-            except (psycopg.OperationalError, OSError, kombu.exceptions.KombuError, BrokerRefused) as exc:
+            except Exception as exc:
+                # A broker that closed the connection (amqp's ConnectionForced is neither
+                # an OSError nor a KombuError) must not end the relay, nor the service.
+                if not (is_transient(exc) or isinstance(exc, (OSError, kombu.exceptions.KombuError, BrokerRefused))):
+                    raise
                 self.active = False
                 log.warning("relay connection lost, retrying", error=str(exc), retry_in=backoff)
                 self.sleep(backoff)
@@ -91,6 +111,7 @@ class OutboxRelay:
                 confirms.channel.events["basic_return"].add(self._on_return)
                 producer = kombu.Producer(confirms.channel, exchange=self.exchange, serializer="json")
                 self.exchange(confirms.channel).declare()
+                self.declare_topology(confirms.channel)
                 while not self._stopping:
                     if self.publish_batch(conn, producer, confirms) < self.batch_size:
                         # Woken at once by the NOTIFY of a commit, else polls.
@@ -113,21 +134,34 @@ class OutboxRelay:
         for row in rows:
             self._publish(producer, row)
         confirms.wait()  # raises if the broker refused one: nothing is marked, all come again
-        for row in rows:
-            event_id = str(row["event_id"])
-            if event_id in self._returned:
-                self._returned.discard(event_id)
-                # Confirmed but routed to no queue: no service subscribes to this type yet.
-                log.warning(
-                    "event published to no queue", event_id=event_id, event_type=row["routing_key"],
-                    global_position=row["global_position"],
-                )
+        # The broker sends a return before its confirm, so every return is in by now.
+        returned = [i for i, row in enumerate(rows) if str(row["event_id"]) in self._returned]
+        self._returned.clear()
+        for i in returned:
+            row = rows[i]
+            log.warning(
+                "event published to no queue", event_id=str(row["event_id"]), event_type=row["routing_key"],
+                global_position=row["global_position"], kept=bool(self.topology),
+            )
+        if returned and self.topology:
+            # Mark what came before the first unroutable row; declare the queues again;
+            # that row and the ones after it go again (consumers skip the duplicates).
+            rows = rows[:returned[0]]
+            self.declare_topology(confirms.channel)
+            self.sleep(min(self.idle_wait, 0.5))
+            if not rows:
+                return 0
         conn.execute(
             sql.SQL("UPDATE {} SET published_at = now() WHERE global_position = ANY(%s)").format(self._outbox),
             ([r["global_position"] for r in rows],),
         )
         log.debug("outbox batch published", count=len(rows), last=rows[-1]["global_position"])
         return len(rows)
+
+    def declare_topology(self, channel: Any) -> None:
+        """Declare the consumers' exchanges and queues (idempotent)."""
+        for entity in self.topology:
+            entity(channel).declare()
 
     def _publish(self, producer: kombu.Producer, row: dict[str, Any]) -> None:
         # The position is known only once the event is inserted, so it joins here.

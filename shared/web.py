@@ -328,6 +328,31 @@ class BodyGuard:
         return b"".join(parts)
 
 
+class _Joined(io.RawIOBase):
+    """The bytes already read, then the rest of the stream."""
+
+    def __init__(self, head: bytes, rest: Any) -> None:
+        self.head = io.BytesIO(head)
+        self.rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.head.read(size)
+        if size is None or size < 0:
+            return data + self.rest.read()
+        if len(data) < size:
+            data += self.rest.read(size - len(data))
+        return data
+
+    def readline(self, size: int = -1) -> bytes:
+        line = self.head.readline(size)
+        if line.endswith(b"\n") or (size is not None and 0 <= size <= len(line)):
+            return line
+        return line + self.rest.readline(-1 if size is None or size < 0 else size - len(line))
+
+
 def _give_up_body(environ: dict[str, Any]) -> None:
     """Do not let eventlet read the rest of a refused body to keep the connection: that
     would wait on the slow client again. Told ``Connection: close``, the client closes; a
@@ -356,22 +381,34 @@ class _Receiving:
             return
         self.client = environ.get("REMOTE_ADDR") or "?"
         guard._admit(self.client)
-        if chunked or length <= guard.buffer_limit:
-            try:
-                body = guard._read_all(environ, None if chunked else length)
-            finally:
-                # Received: the slot is free again; a streamed body keeps it until answered.
-                guard._release(self.client)
-                self.client = None
-            environ["wsgi.input"] = io.BytesIO(body)
-            if chunked:
-                environ["CONTENT_LENGTH"] = str(len(body))
-                environ.pop("HTTP_TRANSFER_ENCODING", None)
-                environ.pop("wsgi.input_terminated", None)
+        try:
+            self._receive(chunked, length)
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def _receive(self, chunked: bool, length: int) -> None:
+        environ, guard = self.environ, self.guard
+        if not chunked and length > guard.buffer_limit:
+            return  # a large body: streamed to the worker, the slot held until answered
+        body = guard._read_all(environ, None if chunked else length)
+        if chunked and len(body) > guard.buffer_limit:
+            # A large chunked body (no length said): what was read goes first, the rest
+            # streams on; the slot stays held until the request is answered.
+            environ["wsgi.input"] = _Joined(body, environ["wsgi.input"])
+            return
+        # Received whole: the slot is free again; the application reads from memory.
+        self.__exit__()
+        environ["wsgi.input"] = io.BytesIO(body)
+        if chunked:
+            environ["CONTENT_LENGTH"] = str(len(body))
+            environ.pop("HTTP_TRANSFER_ENCODING", None)
+            environ.pop("wsgi.input_terminated", None)
 
     def __exit__(self, *exc: object) -> None:
         if self.client is not None:
             self.guard._release(self.client)
+            self.client = None
 
 
 def _allow(exc: HTTPException) -> dict[str, str]:

@@ -89,3 +89,70 @@ class SlowClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+# -- a desk: the tickets and routing services in this process, their teams copied
+
+ROUTING_CONFIG = {
+    "departments": [
+        {"id": "dnum-ent", "label": "DNUM - ENT", "assignment_policy": "round_robin",
+         "managers": [{"user": "marc", "name": "Marc Leroy", "email": "marc@univ.example"},
+                      {"user": "mona", "name": "Mona Blanc", "email": "mona@univ.example"}]},
+    ],
+    "categories": [{"id": "ent-connexion", "label": "Problème de connexion à l'ENT", "department": "dnum-ent"}],
+}
+
+
+def start_desk(container_factory: Any, broker_uri: str, database_url: str, monkeypatch: Any) -> tuple[str, list[Any]]:
+    """Start tickets (HTTP on a free port) and routing over ``ROUTING_CONFIG``; the
+    tickets base URL and both containers, once the tickets service has the teams.
+
+    Their pools are small (``DB_POOL_MAX``, unless the test set it): PostgreSQL's
+    connections are shared by every test run on the machine."""
+    monkeypatch.setenv("DB_POOL_MAX", "4")
+    from services.routing.service import RoutingService
+    from services.tickets.service import TicketsService
+    from tests.helpers import free_port, load_routing, wait_until
+
+    with db.connect(database_url) as conn:
+        load_routing(conn, ROUTING_CONFIG)
+    port = free_port()
+    config = {"AMQP_URI": broker_uri, "DATABASE_URL": database_url,
+              "HTTP_ADDRESSES": {"tickets": f"127.0.0.1:{port}", "routing": "127.0.0.1:0"}}
+    containers = [container_factory(TicketsService, config), container_factory(RoutingService, config)]
+    for container in containers:
+        container.start()
+
+    def copied() -> bool:
+        with db.connect(database_url) as conn:
+            return conn.execute("SELECT count(*) AS n FROM tickets.department_managers").fetchone()["n"] == 2
+
+    wait_until(copied, what="the tickets service's copy of the teams")
+    return f"http://127.0.0.1:{port}", containers
+
+
+def file_until_accepted(rpc: Any, n: int) -> str:
+    """Ticket ``n`` filed over RPC, asked again under the same idempotency key while the
+    service answers with a transient failure; its id."""
+    import eventlet
+
+    from shared.failures import is_transient
+    from tests.helpers import person
+
+    key = f"fault-test-{n}-{time.monotonic_ns()}"
+    for _ in range(300):
+        try:
+            ticket = rpc.submit(person(f"etudiant{n}"), "ent-connexion", f"Connexion impossible n°{n}",
+                                "Écran blanc.", idempotency_key=key)
+            return ticket["id"]
+        except Exception as exc:  # noqa: BLE001 - only transient failures may happen here
+            assert is_transient(exc), repr(exc)
+            eventlet.sleep(0.1)
+    raise AssertionError(f"ticket {n} never filed")
+
+
+def event_counts(database_url: str) -> dict[str, int]:
+    """How many events of each type the tickets' event store holds."""
+    with db.connect(database_url) as conn:
+        rows = conn.execute("SELECT event_type, count(*) AS n FROM tickets.events GROUP BY event_type").fetchall()
+    return {r["event_type"]: r["n"] for r in rows}

@@ -15,10 +15,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import eventlet
 import structlog
 from nameko import config
-from nameko.exceptions import RemoteError, UnknownService
+from nameko.exceptions import RemoteError
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import wrap_file
 
@@ -28,6 +27,7 @@ from services.attachments.records import AttachmentRecords, Uploader, public
 from services.attachments.storage import LocalDirectoryStore
 from shared.auth import Identity, TokenVerifier
 from shared.config import Settings
+from shared.failures import circuit
 from shared.idempotency import Responses
 from shared.web import ApiHandler, HttpProblem, ServiceProbes, json_response, readiness
 
@@ -78,12 +78,8 @@ def actor_of(identity: Identity) -> dict[str, Any]:
 
 
 def call_tickets(method: Callable[..., Any], *args: Any) -> Any:
-    """An RPC to the tickets service; 503 when it does not answer."""
-    try:
-        with eventlet.Timeout(RPC_TIMEOUT):
-            return method(*args)
-    except (UnknownService, eventlet.Timeout):
-        raise HttpProblem(503, "the tickets service is unavailable, try again shortly") from None
+    """An RPC to the tickets service; 503 + Retry-After at once when it does not answer."""
+    return circuit("tickets").call(method, *args)
 
 
 class AttachmentsHttp(ServiceProbes):

@@ -19,6 +19,13 @@ message whose id they have seen), and the attempt that was cut short stays in
 ``notifier.delivery_attempts`` without an outcome, so the sender logs the resend as a
 possible duplicate. A file written in place of SMTP has the key in its name and is
 overwritten, so it is never doubled.
+
+One SMTP connection sends some 30-40 emails a second, so the sender runs
+``SMTP_CONNECTIONS`` delivery loops (default 4), each with its own SMTP connection and
+its own PostgreSQL connections (two: the claim's transaction, the attempt log). They
+share the queue exactly as replicas do: each email is claimed with ``SKIP LOCKED`` and
+marked sent in its claim's transaction, so no two loops ever send the same one, and the
+window above stays one email wide per loop.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import os
 import re
 import smtplib
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +44,7 @@ from urllib.parse import unquote, urlsplit
 import eventlet
 import psycopg
 import structlog
+from eventlet.greenpool import GreenPool
 from eventlet.semaphore import Semaphore
 
 from services.notifier.storage import EMAILS_CHANNEL
@@ -134,6 +143,10 @@ class SmtpTransport:
             except (smtplib.SMTPException, OSError):
                 client.close()
 
+    def clone(self) -> SmtpTransport:
+        """Another transport to the same server, with a connection of its own."""
+        return SmtpTransport(self.settings, self.timeout)
+
 
 def _by_code(code: int, answer: bytes | str) -> Exception:
     text = answer.decode(errors="replace") if isinstance(answer, bytes) else str(answer)
@@ -164,6 +177,9 @@ class FileTransport:
     def close(self) -> None:
         return None
 
+    def clone(self) -> FileTransport:
+        return self  # no connection: one writer per file name is all it needs
+
 
 def transport_for(smtp_url: str | None, mail_dir: str | Path) -> Transport:
     if smtp_url:
@@ -191,6 +207,7 @@ class MailSender:
         retry_max: float = 900.0,
         max_attempts: int = 100,
         sleep: Callable[[float], None] = eventlet.sleep,
+        connections: int | None = None,
     ) -> None:
         self.database_url = database_url
         self.transport = transport
@@ -201,16 +218,39 @@ class MailSender:
         self.max_attempts = max_attempts
         self.sleep = sleep
         self._stopping = False
-        self._in_flight = Semaphore(1)  # held while one email is between claim and commit
+        # A transport without ``clone`` (a test's) cannot be multiplied: one loop then.
+        wanted = connections if connections is not None else smtp_connections()
+        self.connections = wanted if hasattr(transport, "clone") else 1
+        # One unit per loop, held while its email is between claim and commit.
+        self._in_flight = Semaphore(self.connections)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop after the email in flight, if any, is committed (shrinks the window)."""
+        """Stop after the emails in flight, if any, are committed (shrinks the window)."""
         self._stopping = True
-        if self._in_flight.acquire(timeout=timeout):
+        held = 0
+        deadline = time.monotonic() + timeout
+        while held < self.connections and self._in_flight.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            held += 1
+        for _ in range(held):
             self._in_flight.release()
 
     def run(self) -> None:
-        """Deliver until ``stop()``; survives PostgreSQL outages by reconnecting."""
+        """Deliver until ``stop()`` with ``connections`` loops; survives PostgreSQL
+        outages by reconnecting."""
+        if self.connections == 1:
+            self._loop(self.transport)
+            return
+        transports = [self.transport] + [self.transport.clone() for _ in range(self.connections - 1)]
+        loops = GreenPool(self.connections)
+        try:
+            for transport in transports:
+                loops.spawn(self._loop, transport)
+            loops.waitall()
+        finally:  # killed with the service: the loops go too
+            for loop in list(loops.coroutines_running):
+                loop.kill()
+
+    def _loop(self, transport: Transport) -> None:
         pause = 0.5
         while not self._stopping:
             try:
@@ -219,8 +259,8 @@ class MailSender:
                     conn.execute(f"LISTEN {EMAILS_CHANNEL}")
                     pause = 0.5
                     while not self._stopping:
-                        self.deliver_due(conn, log_conn)
-                        self.transport.close()
+                        self.deliver_due(conn, log_conn, transport)
+                        transport.close()
                         for _ in conn.notifies(timeout=self._idle_wait(conn), stop_after=1):
                             pass
             except psycopg.OperationalError as exc:
@@ -236,17 +276,18 @@ class MailSender:
         wait = row["wait"] if row and row["wait"] is not None else self.poll_interval
         return max(0.01, min(float(wait), self.poll_interval))
 
-    def deliver_due(self, conn: psycopg.Connection, log_conn: psycopg.Connection) -> int:
+    def deliver_due(self, conn: psycopg.Connection, log_conn: psycopg.Connection,
+                    transport: Transport | None = None) -> int:
         """Deliver every email due now, one transaction each; returns how many were tried."""
         tried = 0
         while not self._stopping:
             with self._in_flight:
-                if not self._deliver_one(conn, log_conn):
+                if not self._deliver_one(conn, log_conn, transport or self.transport):
                     return tried
             tried += 1
         return tried
 
-    def _deliver_one(self, conn: psycopg.Connection, log_conn: psycopg.Connection) -> bool:
+    def _deliver_one(self, conn: psycopg.Connection, log_conn: psycopg.Connection, transport: Transport) -> bool:
         with conn.transaction():
             # NO KEY UPDATE: as exclusive between senders as FOR UPDATE, but lets the
             # attempt's row (which references this one) be committed from log_conn.
@@ -259,7 +300,7 @@ class MailSender:
                 return False
             attempt = self._start_attempt(log_conn, row)
             try:
-                self.transport.send(self.sender, row["to_address"], row["message_id"], bytes(row["message"]))
+                transport.send(self.sender, row["to_address"], row["message_id"], bytes(row["message"]))
             except PermanentFailure as exc:
                 outcome, error = "failed", str(exc)
             except TransientFailure as exc:
@@ -314,6 +355,14 @@ class MailSender:
             (row["id"], attempt),
         )
         return attempt
+
+
+def smtp_connections(env: dict[str, str] | None = None) -> int:
+    """``SMTP_CONNECTIONS``: how many emails the notifier sends at once (default 4)."""
+    value = (os.environ if env is None else env).get("SMTP_CONNECTIONS", "").strip() or "4"
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise ValueError(f"SMTP_CONNECTIONS must be a whole number from 1 to 64, not {value!r}")
+    return int(value)
 
 
 def _envelope_sender(sender: str) -> str:

@@ -11,70 +11,33 @@ away, never 500.
 
 from __future__ import annotations
 
-import uuid
-
 import eventlet
 import pytest
 import requests
 from nameko.standalone.rpc import ServiceRpcClient
 
-from services.routing.service import RoutingService
-from services.tickets.service import TicketsService
 from shared import db
 from shared.config import database_name, with_database
 from shared.failures import DependencyUnavailable, TransientFailure, is_transient
 from tests.e2e.conftest import ALICE, SECRET, Api
-from tests.fault_helpers import queue_depth, terminate_database_connections
-from tests.helpers import free_port, load_routing, person, wait_until
+from tests.fault_helpers import (
+    event_counts,
+    file_until_accepted,
+    queue_depth,
+    start_desk,
+    terminate_database_connections,
+)
+from tests.helpers import person, wait_until
 
-CONFIG = {
-    "departments": [
-        {"id": "dnum-ent", "label": "DNUM - ENT", "assignment_policy": "round_robin",
-         "managers": [{"user": "marc", "name": "Marc Leroy", "email": "marc@univ.example"},
-                      {"user": "mona", "name": "Mona Blanc", "email": "mona@univ.example"}]},
-    ],
-    "categories": [{"id": "ent-connexion", "label": "Problème de connexion à l'ENT", "department": "dnum-ent"}],
-}
 TICKETS = 40
 
 
 @pytest.fixture
-def desk(container_factory, broker_uri, database_url, tickets_db, monkeypatch):
+def desk(container_factory, broker_uri, database_url, tickets_db, monkeypatch) -> Api:
     """Tickets (with HTTP on a free port) and routing, their teams copied."""
     monkeypatch.setenv("GUICHET_JWT_SECRET", SECRET)
-    with db.connect(database_url) as conn:
-        load_routing(conn, CONFIG)
-    port = free_port()
-    config = {"AMQP_URI": broker_uri, "DATABASE_URL": database_url,
-              "HTTP_ADDRESSES": {"tickets": f"127.0.0.1:{port}", "routing": "127.0.0.1:0"}}
-    container_factory(TicketsService, config).start()
-    container_factory(RoutingService, config).start()
-
-    def copied() -> bool:
-        with db.connect(database_url) as conn:
-            return conn.execute("SELECT count(*) AS n FROM tickets.department_managers").fetchone()["n"] == 2
-
-    wait_until(copied, what="the tickets service's copy of the teams")
-    return Api(f"http://127.0.0.1:{port}")
-
-
-def count(database_url: str, sql: str) -> int:
-    with db.connect(database_url) as conn:
-        return conn.execute(sql).fetchone()["n"]
-
-
-def file_until_accepted(rpc, n: int) -> str:
-    """Ticket ``n``, asked again under the same idempotency key until the service answers."""
-    key = str(uuid.uuid4())
-    for _ in range(200):
-        try:
-            ticket = rpc.submit(person(f"etudiant{n}"), "ent-connexion", f"Connexion impossible n°{n}", "Écran blanc.",
-                                idempotency_key=key)
-            return ticket["id"]
-        except Exception as exc:  # noqa: BLE001 - only transient failures may happen here
-            assert is_transient(exc), repr(exc)
-            eventlet.sleep(0.1)
-    raise AssertionError(f"ticket {n} never filed")
+    base_url, _ = start_desk(container_factory, broker_uri, database_url, monkeypatch)
+    return Api(base_url)
 
 
 def test_killed_pooled_connections_under_load_leave_no_ticket_unrouted(desk, database_url, broker_uri):
@@ -97,9 +60,7 @@ def test_killed_pooled_connections_under_load_leave_no_ticket_unrouted(desk, dat
     assert terminated >= 8  # the blips did hit the services' pools
 
     def events() -> dict[str, int]:
-        with db.connect(database_url) as conn:
-            rows = conn.execute("SELECT event_type, count(*) AS n FROM tickets.events GROUP BY event_type").fetchall()
-        return {r["event_type"]: r["n"] for r in rows}
+        return event_counts(database_url)
 
     expected = {"TicketSubmitted": TICKETS, "TicketRouted": TICKETS, "TicketAssigned": TICKETS}
     wait_until(lambda: events() == expected, timeout=90, interval=0.3, what=f"every ticket routed once: {events()}")

@@ -1,13 +1,21 @@
 """The sender's record of an attempt cut short (the sender died between handing an email
-over and recording it): the next attempt warns, is numbered after it, and both stay."""
+over and recording it): the next attempt warns, is numbered after it, and both stay;
+and a burst sent over several SMTP connections at once, each email once."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections import Counter
 from datetime import UTC, datetime
 
+import eventlet
+import pytest
+
 from services.notifier import storage
-from services.notifier.sender import MailSender
+from services.notifier.sender import MailSender, smtp_connections, transport_for
 from shared import db
+from tests.helpers import Inbox, SmtpServer, free_port, wait_until
 
 NOTIFIER_EMAIL_TABLES = "notifier.delivery_attempts, notifier.emails"
 
@@ -50,3 +58,67 @@ def test_an_attempt_cut_short_keeps_its_row_and_the_next_one_follows_it(pool, da
     assert [(a["attempt"], a["outcome"], a["error"], a["finished"]) for a in attempts] == [
         (1, None, "cut short", True), (2, "sent", None, True)]
     assert (email["status"], email["attempts"]) == ("sent", 2)
+
+
+class SlowInbox(Inbox):
+    """An SMTP server that takes a moment per message, and counts how many sessions
+    hand it a message at the same time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at_once = 0
+        self.most_at_once = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        self.at_once += 1
+        self.most_at_once = max(self.most_at_once, self.at_once)
+        try:
+            await asyncio.sleep(0.02)
+            return await super().handle_DATA(server, session, envelope)
+        finally:
+            self.at_once -= 1
+
+
+def queue(conn, count: int) -> set[str]:
+    emails = [storage.QueuedEmail(
+        event_id=str(uuid.uuid4()), recipient_id=f"user{n}", ticket_id=str(uuid.uuid4()), ticket_number=1000 + n,
+        event_type="TicketSubmitted", occurred_at=datetime.now(UTC), to_address=f"user{n}@univ.example",
+        message_id=f"<burst-{n}@guichet>",
+        raw=f"Message-ID: <burst-{n}@guichet>\r\nSubject: n{n}\r\n\r\nx\r\n".encode(),
+    ) for n in range(count)]
+    assert storage.queue_emails(conn, emails) == count
+    return {e.message_id for e in emails}
+
+
+def test_several_smtp_connections_send_a_burst_each_email_once(pool, database_url):
+    with pool.connection() as conn:
+        conn.execute(f"TRUNCATE {NOTIFIER_EMAIL_TABLES}")
+        queued = queue(conn, 120)
+    server = SmtpServer(free_port())
+    server.inbox = SlowInbox()
+    server.start()
+    sender = MailSender(database_url, transport_for(f"smtp://127.0.0.1:{server.port}", "unused"),
+                        "Guichet <noreply@univ.example>", poll_interval=0.2, connections=4)
+    assert sender.connections == 4
+    loop = eventlet.spawn(sender.run)
+    try:
+        wait_until(lambda: len(server.inbox.messages) >= len(queued), timeout=60, what="every email sent")
+        with pool.connection() as conn:
+            wait_until(lambda: conn.execute("SELECT count(*) AS n FROM notifier.emails WHERE status = 'sent'")
+                       .fetchone()["n"] == len(queued), what="every email marked sent")
+        eventlet.sleep(0.5)  # time for a duplicate to show, were there one
+    finally:
+        sender.stop()
+        loop.kill()
+        server.stop()
+    received = Counter(server.inbox.ids())
+    assert set(received) == queued and set(received.values()) == {1}  # all of them, each once
+    assert server.inbox.most_at_once >= 2  # sent side by side, not one after the other
+
+
+def test_smtp_connections_is_read_from_the_environment():
+    assert smtp_connections({}) == 4
+    assert smtp_connections({"SMTP_CONNECTIONS": "8"}) == 8
+    for bad in ("0", "many", "1000"):
+        with pytest.raises(ValueError, match="SMTP_CONNECTIONS"):
+            smtp_connections({"SMTP_CONNECTIONS": bad})
