@@ -106,8 +106,11 @@ def ticket_id_of(stream_id: str) -> str:
 
 def keep_event(conn: psycopg.Connection, message: dict[str, Any]) -> str:
     """Keep a ticket event from the broker (a redelivery changes nothing); returns the
-    ticket's id."""
+    ticket's id. Call inside a transaction."""
     ticket_id = ticket_id_of(message["stream_id"])
+    # One ticket's events are folded one transaction at a time (held until it ends):
+    # two workers folding the same ticket at once would each miss the other's event.
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('reporting:' || %s, 0))", (ticket_id,))
     actor = message.get("actor") or {}
     conn.execute(_INSERT_EVENT, (
         ticket_id, message["stream_version"], message["event_id"], message.get("global_position"),
