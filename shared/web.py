@@ -207,7 +207,8 @@ def _allow(exc: HTTPException) -> dict[str, str]:
 eventlet_wsgi.MAX_HEADER_LINE = 16 * 1024
 
 # Each service has its own port (ARCHITECTURE.md), so several can share a process.
-DEFAULT_PORTS = {"tickets": 8000, "routing": 8001, "notifier": 8002, "attachments": 8003, "escalation": 8004}
+DEFAULT_PORTS = {"tickets": 8000, "routing": 8001, "notifier": 8002, "attachments": 8003, "escalation": 8004,
+                 "reporting": 8006}
 
 
 def http_address(service: str, env: Mapping[str, str] | None = None) -> str:
