@@ -139,3 +139,12 @@ def test_probes_and_openapi(reports):
     assert {"/api/v1/reports/summary", "/api/v1/reports/categories"} <= set(document["paths"])
     assert "text/csv" in document["paths"]["/api/v1/reports/summary"]["get"]["responses"]["200"]["content"]
     assert "Figures" in document["components"]["schemas"]
+
+
+def test_the_api_keeps_to_its_document(reports):
+    from tests.e2e.test_openapi_fuzz import run_schemathesis
+
+    for user in (ROOT, ALICE):
+        result = run_schemathesis(reports, user, max_examples=20)
+        assert result.returncode == 0, result.stdout[-6000:]
+        assert "generated" in result.stdout
