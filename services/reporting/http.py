@@ -47,7 +47,8 @@ class ReportingBackend:
     def ready(self) -> dict[str, str]:
         return readiness(self.pool, config.get("AMQP_URI") or self.settings.amqp_uri)
 
-    def scope(self, conn: Any, identity: Identity, catalogue: storage.Catalogue) -> storage.Scope:
+    def scope(self, identity: Identity, catalogue: storage.Catalogue) -> storage.Scope:
+        """Whose figures ``identity`` may see; 403 for someone who manages nothing."""
         if identity.is_admin:
             return storage.Scope(everything=True)
         scope = storage.Scope(teams=frozenset(catalogue.managed_teams(identity.login)),
@@ -70,22 +71,15 @@ class ReportingBackend:
         filters = _filters(query)
         with self.pool.connection() as conn:
             catalogue = storage.load_catalogue(conn)
-            scope = self.scope(conn, identity, catalogue)
-            rows: dict[str, list[dict[str, Any]]] = {
-                kind: storage.fact_rows(conn, kind, period.start, period.end, scope, filters, group_by)
-                for kind in ("created", "first_responses", "resolved", "approvals", "periods")
-            }
-            rows["backlog_start"] = storage.open_at(conn, period.start, scope, filters, group_by)
-            rows["backlog_end"] = storage.open_at(conn, period.end, scope, filters, group_by)
-        keys = sorted({r["group_key"] for kind in rows.values() for r in kind}, key=lambda k: (k is None, k or ""))
+            scope = self.scope(identity, catalogue)
+            found = storage.aggregates(conn, period.start, period.end, scope, filters, group_by)
+        total = found.pop(storage.TOTAL, {})
         groups = [
-            {"key": key, "label": _label(catalogue, group_by, key),
-             "figures": figures.figures(figures.Rows(**{kind: [r for r in found if r["group_key"] == key]
-                                                        for kind, found in rows.items()}))}
-            for key in keys
+            {"key": key, "label": _label(catalogue, group_by, key), "figures": figures.figures(found[key])}
+            for key in sorted(found, key=lambda k: (k is None, k or ""))
         ] if group_by else []
         return {"period": period.view(), "filters": _filters_view(filters), "group_by": group_by,
-                "total": figures.figures(figures.Rows(**rows)), "groups": groups}
+                "total": figures.figures(total), "groups": groups}
 
     def categories(self, identity: Identity, query: dict[str, Any]) -> dict[str, Any]:
         period = self.period(query)
@@ -93,9 +87,9 @@ class ReportingBackend:
         filters = _filters(query)
         with self.pool.connection() as conn:
             catalogue = storage.load_catalogue(conn)
-            scope = self.scope(conn, identity, catalogue)
-            now = storage.fact_rows(conn, "created", period.start, period.end, scope, filters, "category")
-            before = storage.fact_rows(conn, "created", previous.start, previous.end, scope, filters, "category")
+            scope = self.scope(identity, catalogue)
+            now = storage.created_rows(conn, period.start, period.end, scope, filters, "category")
+            before = storage.created_rows(conn, previous.start, previous.end, scope, filters, "category")
         counted_before: dict[str | None, int] = {}
         for r in before:
             counted_before[r["group_key"]] = counted_before.get(r["group_key"], 0) + 1

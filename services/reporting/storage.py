@@ -272,15 +272,8 @@ _KINDS: dict[str, dict[str, str]] = {
     "periods": {"at": "p.ended_at", "department": "p.department_id", "category": "p.category_id",
                 "manager": "p.assignee_id"},
 }
-_SELECT = {
-    "created": "t.ticket_id, t.created_at, t.subject, t.escalated_at, t.escalation_seconds,"
-               " t.escalation_working_seconds",
-    "first_responses": "t.ticket_id, t.first_response_seconds, t.first_response_working_seconds",
-    "resolved": "t.ticket_id, t.resolution, t.resolution_seconds, t.resolution_working_seconds, t.reopen_count",
-    "approvals": "t.ticket_id, t.rating, t.has_feedback",
-    "periods": "p.ticket_id, p.status, p.seconds, p.working_seconds",
-}
 FINAL_STATUSES = ("CLOSED", "CANCELLED", "REFUSED")
+RESOLUTION_KINDS = ("approved", "expired", "closed_by_owner", "cancelled", "refused")
 
 
 def _where(dims: dict[str, str], scope: Scope, filters: dict[str, str | None]) -> tuple[list[str], list[Any]]:
@@ -303,33 +296,103 @@ def _group(dims: dict[str, str], group_by: str | None) -> str:
     return "t.establishment" if group_by == "establishment" else dims[group_by]
 
 
-def fact_rows(conn: psycopg.Connection, kind: str, start: datetime, end: datetime, scope: Scope,
-              filters: dict[str, str | None], group_by: str | None) -> list[dict[str, Any]]:
-    """The facts of ``kind`` whose instant falls in ``[start, end)``, the caller may see
-    and ``filters`` keep, each with its ``group_key``."""
-    dims = _KINDS[kind]
+def created_rows(conn: psycopg.Connection, start: datetime, end: datetime, scope: Scope,
+                 filters: dict[str, str | None], group_by: str | None) -> list[dict[str, Any]]:
+    """The tickets created in ``[start, end)`` the caller may see and ``filters`` keep,
+    each with its subject and ``group_key`` (the recurring problems read them)."""
+    dims = _KINDS["created"]
     clauses, params = _where(dims, scope, filters)
-    source = ("reporting.status_periods p JOIN reporting.tickets t USING (ticket_id)" if kind == "periods"
+    return conn.execute(
+        f"SELECT {_group(dims, group_by)} AS group_key, t.ticket_id, t.subject FROM reporting.tickets t"
+        " WHERE t.created_at >= %s AND t.created_at < %s" + "".join(f" AND {c}" for c in clauses),
+        [start, end, *params],
+    ).fetchall()
+
+
+def _percentiles(column: str, name: str) -> str:
+    return (f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {column}) AS {name}_p50,"
+            f" percentile_cont(0.9) WITHIN GROUP (ORDER BY {column}) AS {name}_p90")
+
+
+# Per kind of fact: what the summary adds up (PostgreSQL's percentile_cont interpolates
+# linearly, as figures.percentile does; NULLs are left out).
+_AGGREGATES = {
+    "created": "count(*) AS n, count(t.escalated_at) AS escalated, "
+               + _percentiles("t.escalation_seconds", "escalation") + ", "
+               + _percentiles("t.escalation_working_seconds", "escalation_working"),
+    "first_responses": "count(*) AS n, " + _percentiles("t.first_response_seconds", "wall") + ", "
+                       + _percentiles("t.first_response_working_seconds", "working"),
+    "resolved": "count(*) AS n, count(*) FILTER (WHERE t.reopen_count > 0) AS reopened, "
+                + "".join(f"count(*) FILTER (WHERE t.resolution = '{r}') AS {r}, " for r in RESOLUTION_KINDS)
+                + _percentiles("t.resolution_seconds", "wall") + ", "
+                + _percentiles("t.resolution_working_seconds", "working"),
+    "approvals": "count(*) AS n, count(t.rating) AS ratings, avg(t.rating)::float AS average,"
+                 " count(*) FILTER (WHERE t.has_feedback) AS with_feedback, "
+                 + ", ".join(f"count(*) FILTER (WHERE t.rating = {n}) AS rated_{n}" for n in range(1, 6)),
+    "periods": "count(*) AS n, coalesce(sum(p.seconds), 0) AS total, coalesce(sum(p.working_seconds), 0)"
+               " AS total_working, " + _percentiles("p.seconds", "wall") + ", "
+               + _percentiles("p.working_seconds", "working"),
+}
+
+
+def aggregates(conn: psycopg.Connection, start: datetime, end: datetime, scope: Scope,
+               filters: dict[str, str | None], group_by: str | None) -> dict[Any, dict[str, Any]]:
+    """What the summary adds up over ``[start, end)``, in total (key ``TOTAL``) and per
+    group: ``{key: {kind: row}}``, periods as ``{"periods": {status: row}}``, and the
+    backlog at both ends (``backlog_start``, ``backlog_end``: ticket counts)."""
+    found: dict[Any, dict[str, Any]] = {}
+    for kind, dims in _KINDS.items():
+        if kind == "periods":
+            continue
+        for row in _grouped(conn, kind, _AGGREGATES[kind], dims, start, end, scope, filters, group_by):
+            found.setdefault(row["key"], {})[kind] = row
+    for row in _grouped(conn, "periods", _AGGREGATES["periods"], _KINDS["periods"], start, end, scope, filters,
+                        group_by, by_status=True):
+        found.setdefault(row["key"], {}).setdefault("periods", {})[row["status"]] = row
+    for name, instant in (("backlog_start", start), ("backlog_end", end)):
+        for row in _grouped(conn, "backlog", "count(DISTINCT p.ticket_id) AS n", _KINDS["periods"], instant, instant,
+                            scope, filters, group_by):
+            found.setdefault(row["key"], {})[name] = row["n"]
+    return found
+
+
+class _Total:
+    """The key of the totals (``None`` is the key of the group with no value)."""
+
+    def __repr__(self) -> str:
+        return "TOTAL"
+
+
+TOTAL: Any = _Total()
+
+
+def _grouped(conn: psycopg.Connection, kind: str, select: str, dims: dict[str, str], start: datetime, end: datetime,
+             scope: Scope, filters: dict[str, str | None], group_by: str | None,
+             by_status: bool = False) -> list[dict[str, Any]]:
+    """One aggregate query: the total and, with ``group_by``, each group (GROUPING SETS)."""
+    clauses, params = _where(dims, scope, filters)
+    if kind == "backlog":
+        window = "p.started_at <= %s AND (p.ended_at IS NULL OR p.ended_at > %s) AND p.status <> ALL(%s)"
+    elif kind == "periods":
+        window = f"{dims['at']} >= %s AND {dims['at']} < %s AND p.status <> ALL(%s)"
+    else:
+        window = f"{dims['at']} >= %s AND {dims['at']} < %s"
+    window_params: list[Any] = [start, end] + ([list(FINAL_STATUSES)] if kind in ("backlog", "periods") else [])
+    source = ("reporting.status_periods p JOIN reporting.tickets t USING (ticket_id)" if kind in ("backlog", "periods")
               else "reporting.tickets t")
-    extra = " AND p.status <> ALL(%s)" if kind == "periods" else ""
-    return conn.execute(
-        f"SELECT {_group(dims, group_by)} AS group_key, {_SELECT[kind]} FROM {source}"
-        f" WHERE {dims['at']} >= %s AND {dims['at']} < %s{extra}"
-        + "".join(f" AND {c}" for c in clauses),
-        [start, end, *([list(FINAL_STATUSES)] if kind == "periods" else []), *params],
+    group = _group(dims, group_by)
+    status = "p.status, " if by_status else ""
+    if group_by:
+        sets = f"GROUP BY {status}GROUPING SETS (({group}), ())"
+        key = f"{group} AS group_key, GROUPING({group}) = 1 AS is_total"
+    else:
+        sets = "GROUP BY p.status" if by_status else ""
+        key = "NULL::text AS group_key, true AS is_total"
+    rows = conn.execute(
+        f"SELECT {status}{key}, {select} FROM {source} WHERE {window}"
+        + "".join(f" AND {c}" for c in clauses) + f" {sets}",
+        [*window_params, *params],
     ).fetchall()
-
-
-def open_at(conn: psycopg.Connection, instant: datetime, scope: Scope, filters: dict[str, str | None],
-            group_by: str | None) -> list[dict[str, Any]]:
-    """The tickets not yet resolved at ``instant`` (open or awaiting approval), with the
-    dimensions they had then."""
-    dims = _KINDS["periods"]
-    clauses, params = _where(dims, scope, filters)
-    return conn.execute(
-        f"SELECT {_group(dims, group_by)} AS group_key, p.ticket_id FROM reporting.status_periods p"
-        " JOIN reporting.tickets t USING (ticket_id)"
-        " WHERE p.started_at <= %s AND (p.ended_at IS NULL OR p.ended_at > %s) AND p.status <> ALL(%s)"
-        + "".join(f" AND {c}" for c in clauses),
-        [instant, instant, list(FINAL_STATUSES), *params],
-    ).fetchall()
+    for row in rows:
+        row["key"] = TOTAL if row.pop("is_total") else row["group_key"]
+    return rows

@@ -73,7 +73,8 @@ CREATE TABLE reporting.status_periods (
     working_seconds double precision,
     PRIMARY KEY (ticket_id, seq)
 );
-CREATE INDEX status_periods_span ON reporting.status_periods (started_at, ended_at);
+CREATE INDEX status_periods_started ON reporting.status_periods (started_at);
+CREATE INDEX status_periods_ended ON reporting.status_periods (ended_at);
 
 CREATE TABLE reporting.escalations (
     ticket_id             uuid    NOT NULL REFERENCES reporting.tickets ON DELETE CASCADE,
