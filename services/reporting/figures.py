@@ -29,6 +29,7 @@ from services.tickets.domain import NOT_FINAL
 
 PERIODS = ("day", "week", "month", "academic-year")
 GROUPS = ("department", "category", "establishment", "manager")
+STEPS = ("day", "week", "month")
 WAITING_STATUSES = tuple(s for s in ("FREE", "IN_PROGRESS", "WAITING_FOR_INFO", "POSTPONED", "CLOSURE_REQUESTED")
                          if s in NOT_FINAL)
 RESOLUTIONS = ("approved", "expired", "closed_by_owner", "cancelled", "refused")
@@ -67,6 +68,45 @@ class Period:
     def view(self) -> dict[str, Any]:
         return {"kind": self.kind, "from": self.first.isoformat(), "to": self.last.isoformat(),
                 "timezone": self.zone.key}
+
+
+def default_step(period: Period) -> str:
+    """Days for a month or less, weeks up to about half a year, months beyond."""
+    days = (period.last - period.first).days + 1
+    return "day" if days <= 31 else "week" if days <= 190 else "month"
+
+
+def steps(period: Period, step: str) -> list[tuple[date, date]]:
+    """The days, weeks (from Monday) or months that cover ``period``, each cut to it:
+    ``(first day, last day)``."""
+    found = []
+    first = period_of(step, period.first, period.zone).first
+    while first <= period.last:
+        whole = period_of(step, first, period.zone)
+        found.append((max(whole.first, period.first), min(whole.last, period.last)))
+        first = whole.last + timedelta(days=1)
+    return found
+
+
+def timeline(period: Period, step: str, found: Mapping[str, Mapping[date, Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """One item per step of ``period`` (every step, those without tickets too), from
+    what the storage counted per step."""
+    items = []
+    for first, last in steps(period, step):
+        key = period_of(step, first, period.zone).first
+        created = found.get("created", {}).get(key) or {}
+        responses = found.get("first_responses", {}).get(key) or {}
+        resolved = found.get("resolved", {}).get(key) or {}
+        items.append({
+            "from": first.isoformat(), "to": last.isoformat(),
+            "created": created.get("n", 0), "resolved": resolved.get("n", 0),
+            "first_responses": responses.get("n", 0),
+            "first_response_median_hours": _hours(responses.get("wall_p50")),
+            "first_response_median_working_hours": _hours(responses.get("working_p50")),
+            "resolution_median_hours": _hours(resolved.get("wall_p50")),
+            "resolution_median_working_hours": _hours(resolved.get("working_p50")),
+        })
+    return items
 
 
 def period_of(kind: str, day: date, zone: ZoneInfo) -> Period:

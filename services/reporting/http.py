@@ -105,6 +105,16 @@ class ReportingBackend:
         return {"period": period.view(), "previous_period": previous.view(), "filters": _filters_view(filters),
                 "items": items}
 
+    def timeline(self, identity: Identity, query: dict[str, Any]) -> dict[str, Any]:
+        period = self.period(query)
+        step = query["step"] or figures.default_step(period)
+        filters = _filters(query)
+        with self.pool.connection() as conn:
+            scope = self.scope(identity, storage.load_catalogue(conn))
+            found = storage.timeline(conn, period.start, period.end, step, period.zone.key, scope, filters)
+        return {"period": period.view(), "step": step, "filters": _filters_view(filters),
+                "items": figures.timeline(period, step, found)}
+
 
 def _filters(query: dict[str, Any]) -> dict[str, str | None]:
     return {"department": query["department_id"], "category": query["category_id"],
@@ -166,6 +176,13 @@ def categories_csv(report: dict[str, Any]) -> Response:
                         f"guichet-categories-{period['from']}-{period['to']}.csv")
 
 
+def timeline_csv(report: dict[str, Any]) -> Response:
+    period = report["period"]
+    header = list(report["items"][0]) if report["items"] else ["from", "to"]
+    return csv_response(header, [list(item.values()) for item in report["items"]],
+                        f"guichet-timeline-{period['from']}-{period['to']}.csv")
+
+
 def _query(request: Request, schema: schemas.ReportQuery) -> dict[str, Any]:
     values = {key: request.args.get(key) for key in request.args}
     return load_query(schema, values)
@@ -191,3 +208,10 @@ class ReportingHttp(ServiceProbes):
         query = _query(request, schemas.CategoriesQuery())
         report = self.backend.categories(identity, query)
         return categories_csv(report) if wants_csv(request, query) else json_response(report, headers={"Vary": "Accept"})
+
+    @http("GET", "/api/v1/reports/timeline")
+    def timeline(self, request: Request) -> Response:
+        identity = self.backend.identity(request)
+        query = _query(request, schemas.TimelineQuery())
+        report = self.backend.timeline(identity, query)
+        return timeline_csv(report) if wants_csv(request, query) else json_response(report, headers={"Vary": "Accept"})

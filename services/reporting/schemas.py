@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.reporting.figures import GROUPS, PERIODS, RESOLUTIONS, WAITING_STATUSES
+from services.reporting.figures import GROUPS, PERIODS, RESOLUTIONS, STEPS, WAITING_STATUSES
 
 MAX_DAYS = 3 * 366  # a longer span is refused: three academic years is plenty to compare
 _ID = validate.Length(1, 200)
@@ -45,6 +45,11 @@ class ReportQuery(Schema):
 class CategoriesQuery(ReportQuery):
     limit = fields.Int(load_default=10, validate=validate.Range(1, 50),
                        metadata={"description": "subject terms per category"})
+
+
+class TimelineQuery(ReportQuery):
+    step = fields.Str(load_default=None, validate=validate.OneOf(STEPS),
+                      metadata={"description": "default: days up to a month, weeks up to half a year, else months"})
 
 
 class PeriodOut(Schema):
@@ -139,6 +144,25 @@ class Categories(Schema):
     previous_period = fields.Nested(PeriodOut, required=True)
     filters = fields.Dict(required=True)
     items = fields.List(fields.Nested(CategoryVolume), required=True)
+
+
+class Step(Schema):
+    from_ = fields.Date(data_key="from", required=True)
+    to = fields.Date(required=True)
+    created = fields.Int(required=True)
+    resolved = fields.Int(required=True)
+    first_responses = fields.Int(required=True)
+    first_response_median_hours = fields.Float(required=True, allow_none=True)
+    first_response_median_working_hours = fields.Float(required=True, allow_none=True)
+    resolution_median_hours = fields.Float(required=True, allow_none=True)
+    resolution_median_working_hours = fields.Float(required=True, allow_none=True)
+
+
+class Timeline(Schema):
+    period = fields.Nested(PeriodOut, required=True)
+    step = fields.Str(required=True, validate=validate.OneOf(STEPS))
+    filters = fields.Dict(required=True)
+    items = fields.List(fields.Nested(Step), required=True, metadata={"description": "every step, in order"})
 
 
 class Problem(Schema):

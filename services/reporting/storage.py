@@ -406,3 +406,30 @@ def _grouped(conn: psycopg.Connection, kind: str, select: str, dims: dict[str, s
     for row in rows:
         row["key"] = TOTAL if row.pop("is_total") else row["group_key"]
     return rows
+
+
+def timeline(conn: psycopg.Connection, start: datetime, end: datetime, step: str, zone: str, scope: Scope,
+             filters: dict[str, str | None]) -> dict[str, dict[Any, dict[str, Any]]]:
+    """Per ``step`` (day, week or month, in the time zone ``zone``) of ``[start, end)``:
+    tickets created and resolved, and the median first-response and resolution times.
+    ``{kind: {first day of the step: row}}``."""
+    found: dict[str, dict[Any, dict[str, Any]]] = {}
+    selects = {
+        "created": "count(*) AS n",
+        "first_responses": "count(*) AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY t.first_response_seconds)"
+                           " AS wall_p50, percentile_cont(0.5) WITHIN GROUP"
+                           " (ORDER BY t.first_response_working_seconds) AS working_p50",
+        "resolved": "count(*) AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY t.resolution_seconds) AS wall_p50,"
+                    " percentile_cont(0.5) WITHIN GROUP (ORDER BY t.resolution_working_seconds) AS working_p50",
+    }
+    for kind, select in selects.items():
+        dims = _KINDS[kind]
+        clauses, params = _where(dims, scope, filters)
+        rows = conn.execute(
+            f"SELECT date_trunc(%s, {dims['at']} AT TIME ZONE %s)::date AS step, {select} FROM reporting.tickets t"
+            f" WHERE {dims['at']} >= %s AND {dims['at']} < %s" + "".join(f" AND {c}" for c in clauses)
+            + " GROUP BY 1",
+            [step, zone, start, end, *params],
+        ).fetchall()
+        found[kind] = {r["step"]: r for r in rows}
+    return found

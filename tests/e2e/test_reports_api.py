@@ -99,6 +99,16 @@ def test_recurring_problems_as_json_and_csv(reports):
     assert rows[1][:5] == ["impression", "Impression", "1", "0", ""]
 
 
+def test_the_timeline_as_json_and_csv(reports):
+    params = {"period": "academic-year", "date": "2026-05-10"}
+    body = reports.get("/api/v1/reports/timeline", ROOT, params=params).json()
+    response = reports.get("/api/v1/reports/timeline", ROOT, params=params, headers={"Accept": "text/csv"})
+    header, *rows = read_csv(response.text)
+    assert header == list(body["items"][0])
+    assert rows == [["" if v is None else str(v) for v in item.values()] for item in body["items"]]
+    assert rows[8][:4] == ["2026-05-01", "2026-05-31", "3", "4"]
+
+
 def test_a_manager_of_another_department_gets_no_figures_for_this_one(reports):
     theirs = summary(reports, MALLORY, **MAY, department_id="dnum-ent", group_by="department").json()
     assert theirs["groups"] == []
@@ -139,6 +149,7 @@ def test_probes_and_openapi(reports):
     assert {"/api/v1/reports/summary", "/api/v1/reports/categories"} <= set(document["paths"])
     assert "text/csv" in document["paths"]["/api/v1/reports/summary"]["get"]["responses"]["200"]["content"]
     assert "Figures" in document["components"]["schemas"]
+    assert "/api/v1/reports/timeline" in document["paths"]
 
 
 def test_the_api_keeps_to_its_document(reports):

@@ -194,3 +194,29 @@ def test_events_in_any_order_give_the_same_facts(reporting_db, pool):
     with pool.connection() as conn:
         assert storage.snapshot_of_facts(conn) == reversed_order
     assert len(reversed_order["tickets"]) == len(load()["tickets"])
+
+
+def test_the_timeline_of_an_academic_year(backend):
+    from services.reporting.schemas import TimelineQuery
+
+    report = backend.timeline(ADMIN, TimelineQuery().load({"period": "academic-year", "date": "2026-05-10"}))
+    assert report["step"] == "month"
+    items = {i["from"]: i for i in report["items"]}
+    assert len(items) == 12 and report["items"][0]["from"] == "2025-09-01" and report["items"][-1]["to"] == "2026-08-31"
+    assert items["2025-09-01"]["created"] == 0 and items["2025-09-01"]["resolution_median_hours"] is None
+    assert (items["2026-04-01"]["created"], items["2026-04-01"]["resolved"]) == (2, 0)  # F, A
+    may = items["2026-05-01"]
+    assert (may["created"], may["resolved"], may["first_responses"]) == (3, 4, 3)
+    assert (may["first_response_median_hours"], may["first_response_median_working_hours"]) == (48.0, 7.0)
+    assert (may["resolution_median_hours"], may["resolution_median_working_hours"]) == (93.0, 16.5)
+    assert items["2026-08-01"]["created"] == 1  # E, filed on 31 August
+    # weeks are cut to the period: May 2026 starts on a Friday
+    weeks = backend.timeline(ADMIN, TimelineQuery().load({"period": "month", "date": "2026-05-10", "step": "week"}))
+    assert [(w["from"], w["to"]) for w in weeks["items"]][:2] == [("2026-05-01", "2026-05-03"),
+                                                                 ("2026-05-04", "2026-05-10")]
+    assert sum(w["created"] for w in weeks["items"]) == 3
+    days = backend.timeline(ADMIN, TimelineQuery().load({"period": "month", "date": "2026-05-10"}))
+    assert days["step"] == "day" and len(days["items"]) == 31
+    # mallory's timeline is empty of dnum-ent's tickets
+    theirs = backend.timeline(who("mallory"), TimelineQuery().load({"period": "month", "date": "2026-05-10"}))
+    assert sum(d["created"] + d["resolved"] for d in theirs["items"]) == 0
