@@ -28,7 +28,6 @@ from shared.web import ApiHandler, HttpProblem, ServiceProbes, json_response, lo
 
 http = ApiHandler.decorator
 
-FILTERS = ("department", "category", "establishment", "manager")
 CSV = "text/csv"
 
 
@@ -58,6 +57,7 @@ class ReportingBackend:
         return scope
 
     def period(self, query: dict[str, Any]) -> figures.Period:
+        """The period the query asks for, in the calendar's time zone."""
         zone = self.calendar.zone
         if query["from_"] is not None:
             return figures.Period("dates", query["from_"], query["to"], zone)
@@ -67,6 +67,7 @@ class ReportingBackend:
     # -- reports
 
     def summary(self, identity: Identity, query: dict[str, Any]) -> dict[str, Any]:
+        """The figures of the period, in total and per group (``schemas.Summary``)."""
         period, group_by = self.period(query), query["group_by"]
         filters = _filters(query)
         with self.pool.connection() as conn:
@@ -82,6 +83,8 @@ class ReportingBackend:
                 "total": figures.figures(total), "groups": groups}
 
     def categories(self, identity: Identity, query: dict[str, Any]) -> dict[str, Any]:
+        """Categories by volume against the previous period, with their most frequent
+        subject terms (``schemas.Categories``)."""
         period = self.period(query)
         previous = period.previous()
         filters = _filters(query)
@@ -106,6 +109,7 @@ class ReportingBackend:
                 "items": items}
 
     def timeline(self, identity: Identity, query: dict[str, Any]) -> dict[str, Any]:
+        """Every step of the period with its counts and median times (``schemas.Timeline``)."""
         period = self.period(query)
         step = query["step"] or figures.default_step(period)
         filters = _filters(query)

@@ -3,12 +3,16 @@ queries and generate the OpenAPI document."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.reporting.figures import GROUPS, PERIODS, RESOLUTIONS, STEPS, WAITING_STATUSES
 
+# Days a report may be about: far enough back for any helpdesk's history, and clear of
+# the calendar's ends (a period or its previous one around year 1 or 9999).
+DAYS = validate.Range(min=date(2000, 1, 1), max=date(2100, 12, 31), error="a day from 2000-01-01 to 2100-12-31")
 MAX_DAYS = 3 * 366  # a longer span is refused: three academic years is plenty to compare
 _ID = validate.Length(1, 200)
 
@@ -18,10 +22,10 @@ class ReportQuery(Schema):
 
     period = fields.Str(load_default="month", validate=validate.OneOf(PERIODS),
                         metadata={"description": "the period containing `date`; academic years start on 1 September"})
-    date = fields.Date(load_default=None, metadata={"description": "a day of the period (default: today)"})
-    from_ = fields.Date(data_key="from", load_default=None,
+    date = fields.Date(load_default=None, validate=DAYS, metadata={"description": "a day of the period (default: today)"})
+    from_ = fields.Date(data_key="from", load_default=None, validate=DAYS,
                         metadata={"description": "first day (with `to`, instead of `period`)"})
-    to = fields.Date(load_default=None, metadata={"description": "last day, included"})
+    to = fields.Date(load_default=None, validate=DAYS, metadata={"description": "last day, included"})
     department_id = fields.Str(load_default=None, validate=_ID)
     category_id = fields.Str(load_default=None, validate=_ID)
     establishment = fields.Str(load_default=None, validate=_ID, metadata={"description": "UAI"})

@@ -133,6 +133,7 @@ def test_requesters_and_strangers_get_no_statistics(reports):
 @pytest.mark.parametrize("query", [
     {"period": "year"}, {"date": "2026-13-01"}, {"from": "2026-05-01"}, {"to": "2026-05-01"},
     {"from": "2026-05-10", "to": "2026-05-01"}, {"from": "2020-01-01", "to": "2026-01-01"},
+    {"period": "academic-year", "date": "0001-03-01"}, {"period": "month", "date": "9999-12-31"},
     {"group_by": "requester"}, {"format": "xml"}, {"department_id": ""}, {"department_id": "x" * 201},
 ])
 def test_garbage_queries_are_refused(reports, query):
