@@ -120,15 +120,28 @@ class WorkingCalendar:
         count += sum(1 for i in range(rest) if (first.weekday() + i) % 7 in self.weekdays)
         return count - self._holiday_working_days(first, last)
 
+    @cached_property
+    def _openings(self) -> dict[date, tuple[tuple[datetime, datetime], ...]]:
+        return {}
+
+    def openings(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
+        """The opening slots of ``day`` as UTC instants (none on a day off); cached,
+        as reports compute thousands of durations over the same days."""
+        found = self._openings.get(day)
+        if found is None:
+            found = tuple(
+                (datetime.combine(day, start, self.zone).astimezone(UTC),
+                 datetime.combine(day, end, self.zone).astimezone(UTC))
+                for start, end in self.slots
+            ) if self.is_working_day(day) else ()
+            self._openings[day] = found
+        return found
+
     def _day_seconds(self, day: date, start: datetime | None, end: datetime | None) -> float:
         """Working seconds of ``day`` between ``start`` and ``end`` (UTC instants; None:
         the whole day)."""
-        if not self.is_working_day(day):
-            return 0.0
         total = 0.0
-        for slot_start, slot_end in self.slots:
-            opens = datetime.combine(day, slot_start, self.zone).astimezone(UTC)
-            closes = datetime.combine(day, slot_end, self.zone).astimezone(UTC)
+        for opens, closes in self.openings(day):
             lo = max(opens, start) if start is not None else opens
             hi = min(closes, end) if end is not None else closes
             if hi > lo:
@@ -167,17 +180,12 @@ class WorkingCalendar:
         if not self.weekdays or self.seconds_per_day == 0:
             raise CalendarError("the calendar has no working time")
         while True:
-            if self.is_working_day(day):
-                for slot_start, slot_end in self.slots:
-                    opens = datetime.combine(day, slot_start, self.zone).astimezone(UTC)
-                    closes = datetime.combine(day, slot_end, self.zone).astimezone(UTC)
-                    lo = max(opens, moment)
-                    if closes <= lo:
-                        continue
-                    available = (closes - lo).total_seconds()
-                    if remaining <= available:
-                        return lo + timedelta(seconds=remaining)
-                    remaining -= available
+            for opens, closes in self.openings(day):
+                lo = max(opens, moment)
+                if closes <= lo:
+                    continue
+                available = (closes - lo).total_seconds()
+                if remaining <= available:
+                    return lo + timedelta(seconds=remaining)
+                remaining -= available
             day += timedelta(days=1)
-
-

@@ -7,17 +7,17 @@ Conventions (documented in the OpenAPI document too):
 - A period is ``[from, to]`` in whole days of the helpdesk's time zone; an academic
   year runs from 1 September to 31 August; a week starts on Monday.
 - Median and p90 interpolate linearly between the two nearest values (PostgreSQL's
-  ``percentile_cont``, numpy's default); ``None`` when there is no value.
+  ``percentile_cont``, which the storage uses; numpy's default); ``None`` when there is
+  no value.
 - Hours are rounded to 0.01, rates to 0.0001.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -29,6 +29,7 @@ from services.tickets.domain import NOT_FINAL
 
 PERIODS = ("day", "week", "month", "academic-year")
 GROUPS = ("department", "category", "establishment", "manager")
+STEPS = ("day", "week", "month")
 WAITING_STATUSES = tuple(s for s in ("FREE", "IN_PROGRESS", "WAITING_FOR_INFO", "POSTPONED", "CLOSURE_REQUESTED")
                          if s in NOT_FINAL)
 RESOLUTIONS = ("approved", "expired", "closed_by_owner", "cancelled", "refused")
@@ -69,6 +70,45 @@ class Period:
                 "timezone": self.zone.key}
 
 
+def default_step(period: Period) -> str:
+    """Days for a month or less, weeks up to about half a year, months beyond."""
+    days = (period.last - period.first).days + 1
+    return "day" if days <= 31 else "week" if days <= 190 else "month"
+
+
+def steps(period: Period, step: str) -> list[tuple[date, date]]:
+    """The days, weeks (from Monday) or months that cover ``period``, each cut to it:
+    ``(first day, last day)``."""
+    found = []
+    first = period_of(step, period.first, period.zone).first
+    while first <= period.last:
+        whole = period_of(step, first, period.zone)
+        found.append((max(whole.first, period.first), min(whole.last, period.last)))
+        first = whole.last + timedelta(days=1)
+    return found
+
+
+def timeline(period: Period, step: str, found: Mapping[str, Mapping[date, Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """One item per step of ``period`` (every step, those without tickets too), from
+    what the storage counted per step."""
+    items = []
+    for first, last in steps(period, step):
+        key = period_of(step, first, period.zone).first
+        created = found.get("created", {}).get(key) or {}
+        responses = found.get("first_responses", {}).get(key) or {}
+        resolved = found.get("resolved", {}).get(key) or {}
+        items.append({
+            "from": first.isoformat(), "to": last.isoformat(),
+            "created": created.get("n", 0), "resolved": resolved.get("n", 0),
+            "first_responses": responses.get("n", 0),
+            "first_response_median_hours": _hours(responses.get("wall_p50")),
+            "first_response_median_working_hours": _hours(responses.get("working_p50")),
+            "resolution_median_hours": _hours(resolved.get("wall_p50")),
+            "resolution_median_working_hours": _hours(resolved.get("working_p50")),
+        })
+    return items
+
+
 def period_of(kind: str, day: date, zone: ZoneInfo) -> Period:
     """The ``kind`` period (``PERIODS``) that contains ``day``."""
     if kind == "day":
@@ -90,16 +130,6 @@ def period_of(kind: str, day: date, zone: ZoneInfo) -> Period:
 # -- statistics ------------------------------------------------------------------------------------------
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The ``q`` quantile (0..1) of ``values``, interpolating linearly; None if empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
 def _hours(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds / 3600, 2)
 
@@ -108,75 +138,54 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def durations(seconds: Sequence[float], working_seconds: Sequence[float]) -> dict[str, Any]:
-    """Count, median and p90 in wall-clock hours and in working hours."""
-    return {
-        "count": len(seconds),
-        "median_hours": _hours(percentile(seconds, 0.5)),
-        "p90_hours": _hours(percentile(seconds, 0.9)),
-        "median_working_hours": _hours(percentile(working_seconds, 0.5)),
-        "p90_working_hours": _hours(percentile(working_seconds, 0.9)),
-    }
-
-
 # -- a group's figures -------------------------------------------------------------------------------------
 
 
-@dataclass
-class Rows:
-    """The facts of one group over one period, as the storage selects them."""
-
-    created: list[dict[str, Any]]
-    first_responses: list[dict[str, Any]]
-    resolved: list[dict[str, Any]]
-    approvals: list[dict[str, Any]]
-    periods: list[dict[str, Any]]
-    backlog_start: list[dict[str, Any]]
-    backlog_end: list[dict[str, Any]]
+def _durations(row: dict[str, Any] | None, wall: str = "wall", working: str = "working") -> dict[str, Any]:
+    row = row or {}
+    return {
+        "count": row.get("n", 0),
+        "median_hours": _hours(row.get(f"{wall}_p50")),
+        "p90_hours": _hours(row.get(f"{wall}_p90")),
+        "median_working_hours": _hours(row.get(f"{working}_p50")),
+        "p90_working_hours": _hours(row.get(f"{working}_p90")),
+    }
 
 
-def figures(rows: Rows) -> dict[str, Any]:
-    """The summary figures of one group (see ``schemas.Figures`` for their meaning)."""
-    created, resolved = rows.created, rows.resolved
-    escalated = [r for r in created if r.get("escalated_at") is not None]
-    reopened = [r for r in resolved if r["reopen_count"] > 0]
-    ratings = [r["rating"] for r in rows.approvals if r["rating"] is not None]
+def figures(found: Mapping[str, Any]) -> dict[str, Any]:
+    """The summary figures of one group (see ``schemas.Figures`` for their meaning) from
+    what the storage added up: ``{kind: aggregate row}``, ``periods`` per status, and the
+    backlog counts. A kind with no row had no fact."""
+    created, resolved = found.get("created") or {}, found.get("resolved") or {}
+    approvals, periods = found.get("approvals") or {}, found.get("periods") or {}
     status_time = {}
     for status in WAITING_STATUSES:
-        spans = [p for p in rows.periods if p["status"] == status]
-        status_time[status] = {
-            **durations([p["seconds"] for p in spans], [p["working_seconds"] for p in spans]),
-            "total_hours": round(sum(p["seconds"] for p in spans) / 3600, 2),
-            "total_working_hours": round(sum(p["working_seconds"] for p in spans) / 3600, 2),
-        }
+        row = periods.get(status) or {}
+        status_time[status] = {**_durations(row), "total_hours": _hours(row.get("total", 0.0)),
+                               "total_working_hours": _hours(row.get("total_working", 0.0))}
+    escalation = _durations(created, "escalation", "escalation_working")
+    del escalation["count"]
+    ratings, with_feedback = approvals.get("ratings", 0), approvals.get("with_feedback", 0)
     return {
-        "created": len(created),
-        "resolved": len(resolved),
-        "backlog_start": len({r["ticket_id"] for r in rows.backlog_start}),
-        "backlog_end": len({r["ticket_id"] for r in rows.backlog_end}),
-        "resolutions": {kind: sum(1 for r in resolved if r["resolution"] == kind) for kind in RESOLUTIONS},
-        "first_response": durations([r["first_response_seconds"] for r in rows.first_responses],
-                                    [r["first_response_working_seconds"] for r in rows.first_responses]),
-        "resolution": durations([r["resolution_seconds"] for r in resolved],
-                                [r["resolution_working_seconds"] for r in resolved]),
+        "created": created.get("n", 0),
+        "resolved": resolved.get("n", 0),
+        "backlog_start": found.get("backlog_start", 0),
+        "backlog_end": found.get("backlog_end", 0),
+        "resolutions": {kind: resolved.get(kind, 0) for kind in RESOLUTIONS},
+        "first_response": _durations(found.get("first_responses")),
+        "resolution": _durations(resolved),
         "status_time": status_time,
-        "reopened": len(reopened),
-        "reopen_rate": _rate(len(reopened), len(resolved)),
-        "escalation": {
-            "escalated": len(escalated),
-            "rate": _rate(len(escalated), len(created)),
-            **{k: v for k, v in durations(
-                [r["escalation_seconds"] for r in escalated],
-                [r["escalation_working_seconds"] for r in escalated],
-            ).items() if k != "count"},
-        },
+        "reopened": resolved.get("reopened", 0),
+        "reopen_rate": _rate(resolved.get("reopened", 0), resolved.get("n", 0)),
+        "escalation": {"escalated": created.get("escalated", 0),
+                       "rate": _rate(created.get("escalated", 0), created.get("n", 0)), **escalation},
         "satisfaction": {
-            "approvals": len(rows.approvals),
-            "ratings": len(ratings),
-            "average": round(sum(ratings) / len(ratings), 2) if ratings else None,
-            "distribution": {str(n): ratings.count(n) for n in range(1, 6)},
-            "with_feedback": sum(1 for r in rows.approvals if r["has_feedback"]),
-            "feedback_share": _rate(sum(1 for r in rows.approvals if r["has_feedback"]), len(rows.approvals)),
+            "approvals": approvals.get("n", 0),
+            "ratings": ratings,
+            "average": round(approvals["average"], 2) if approvals.get("average") is not None else None,
+            "distribution": {str(n): approvals.get(f"rated_{n}", 0) for n in range(1, 6)},
+            "with_feedback": with_feedback,
+            "feedback_share": _rate(with_feedback, approvals.get("n", 0)),
         },
     }
 

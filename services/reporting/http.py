@@ -28,7 +28,6 @@ from shared.web import ApiHandler, HttpProblem, ServiceProbes, json_response, lo
 
 http = ApiHandler.decorator
 
-FILTERS = ("department", "category", "establishment", "manager")
 CSV = "text/csv"
 
 
@@ -47,7 +46,8 @@ class ReportingBackend:
     def ready(self) -> dict[str, str]:
         return readiness(self.pool, config.get("AMQP_URI") or self.settings.amqp_uri)
 
-    def scope(self, conn: Any, identity: Identity, catalogue: storage.Catalogue) -> storage.Scope:
+    def scope(self, identity: Identity, catalogue: storage.Catalogue) -> storage.Scope:
+        """Whose figures ``identity`` may see; 403 for someone who manages nothing."""
         if identity.is_admin:
             return storage.Scope(everything=True)
         scope = storage.Scope(teams=frozenset(catalogue.managed_teams(identity.login)),
@@ -57,6 +57,7 @@ class ReportingBackend:
         return scope
 
     def period(self, query: dict[str, Any]) -> figures.Period:
+        """The period the query asks for, in the calendar's time zone."""
         zone = self.calendar.zone
         if query["from_"] is not None:
             return figures.Period("dates", query["from_"], query["to"], zone)
@@ -66,36 +67,32 @@ class ReportingBackend:
     # -- reports
 
     def summary(self, identity: Identity, query: dict[str, Any]) -> dict[str, Any]:
+        """The figures of the period, in total and per group (``schemas.Summary``)."""
         period, group_by = self.period(query), query["group_by"]
         filters = _filters(query)
         with self.pool.connection() as conn:
             catalogue = storage.load_catalogue(conn)
-            scope = self.scope(conn, identity, catalogue)
-            rows: dict[str, list[dict[str, Any]]] = {
-                kind: storage.fact_rows(conn, kind, period.start, period.end, scope, filters, group_by)
-                for kind in ("created", "first_responses", "resolved", "approvals", "periods")
-            }
-            rows["backlog_start"] = storage.open_at(conn, period.start, scope, filters, group_by)
-            rows["backlog_end"] = storage.open_at(conn, period.end, scope, filters, group_by)
-        keys = sorted({r["group_key"] for kind in rows.values() for r in kind}, key=lambda k: (k is None, k or ""))
+            scope = self.scope(identity, catalogue)
+            found = storage.aggregates(conn, period.start, period.end, scope, filters, group_by)
+        total = found.pop(storage.TOTAL, {})
         groups = [
-            {"key": key, "label": _label(catalogue, group_by, key),
-             "figures": figures.figures(figures.Rows(**{kind: [r for r in found if r["group_key"] == key]
-                                                        for kind, found in rows.items()}))}
-            for key in keys
+            {"key": key, "label": _label(catalogue, group_by, key), "figures": figures.figures(found[key])}
+            for key in sorted(found, key=lambda k: (k is None, k or ""))
         ] if group_by else []
         return {"period": period.view(), "filters": _filters_view(filters), "group_by": group_by,
-                "total": figures.figures(figures.Rows(**rows)), "groups": groups}
+                "total": figures.figures(total), "groups": groups}
 
     def categories(self, identity: Identity, query: dict[str, Any]) -> dict[str, Any]:
+        """Categories by volume against the previous period, with their most frequent
+        subject terms (``schemas.Categories``)."""
         period = self.period(query)
         previous = period.previous()
         filters = _filters(query)
         with self.pool.connection() as conn:
             catalogue = storage.load_catalogue(conn)
-            scope = self.scope(conn, identity, catalogue)
-            now = storage.fact_rows(conn, "created", period.start, period.end, scope, filters, "category")
-            before = storage.fact_rows(conn, "created", previous.start, previous.end, scope, filters, "category")
+            scope = self.scope(identity, catalogue)
+            now = storage.created_rows(conn, period.start, period.end, scope, filters, "category")
+            before = storage.created_rows(conn, previous.start, previous.end, scope, filters, "category")
         counted_before: dict[str | None, int] = {}
         for r in before:
             counted_before[r["group_key"]] = counted_before.get(r["group_key"], 0) + 1
@@ -110,6 +107,17 @@ class ReportingBackend:
         items.sort(key=lambda i: (-i["created"], -i["previous"], i["category_id"] or ""))
         return {"period": period.view(), "previous_period": previous.view(), "filters": _filters_view(filters),
                 "items": items}
+
+    def timeline(self, identity: Identity, query: dict[str, Any]) -> dict[str, Any]:
+        """Every step of the period with its counts and median times (``schemas.Timeline``)."""
+        period = self.period(query)
+        step = query["step"] or figures.default_step(period)
+        filters = _filters(query)
+        with self.pool.connection() as conn:
+            scope = self.scope(identity, storage.load_catalogue(conn))
+            found = storage.timeline(conn, period.start, period.end, step, period.zone.key, scope, filters)
+        return {"period": period.view(), "step": step, "filters": _filters_view(filters),
+                "items": figures.timeline(period, step, found)}
 
 
 def _filters(query: dict[str, Any]) -> dict[str, str | None]:
@@ -172,6 +180,13 @@ def categories_csv(report: dict[str, Any]) -> Response:
                         f"guichet-categories-{period['from']}-{period['to']}.csv")
 
 
+def timeline_csv(report: dict[str, Any]) -> Response:
+    period = report["period"]
+    header = list(report["items"][0]) if report["items"] else ["from", "to"]
+    return csv_response(header, [list(item.values()) for item in report["items"]],
+                        f"guichet-timeline-{period['from']}-{period['to']}.csv")
+
+
 def _query(request: Request, schema: schemas.ReportQuery) -> dict[str, Any]:
     values = {key: request.args.get(key) for key in request.args}
     return load_query(schema, values)
@@ -197,3 +212,10 @@ class ReportingHttp(ServiceProbes):
         query = _query(request, schemas.CategoriesQuery())
         report = self.backend.categories(identity, query)
         return categories_csv(report) if wants_csv(request, query) else json_response(report, headers={"Vary": "Accept"})
+
+    @http("GET", "/api/v1/reports/timeline")
+    def timeline(self, request: Request) -> Response:
+        identity = self.backend.identity(request)
+        query = _query(request, schemas.TimelineQuery())
+        report = self.backend.timeline(identity, query)
+        return timeline_csv(report) if wants_csv(request, query) else json_response(report, headers={"Vary": "Accept"})

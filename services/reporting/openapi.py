@@ -26,7 +26,7 @@ def openapi_document() -> dict[str, Any]:
         "Statistics projected from the ticket events: volumes, backlog, first-response and resolution times"
         " (wall-clock and working hours), time in each status, reopenings, escalations, satisfaction and"
         " recurring problems. Errors are application/problem+json (RFC 9457).",
-        (schemas.Summary, schemas.Categories, schemas.Problem),
+        (schemas.Summary, schemas.Categories, schemas.Timeline, schemas.Problem),
     )
     spec.path("/api/v1/reports/summary", operations={"get": {
         "summary": "the figures of a period, in total and per group",
@@ -42,6 +42,14 @@ def openapi_document() -> dict[str, Any]:
         "security": BEARER,
         "parameters": [{"in": "query", "schema": schemas.CategoriesQuery}],
         "responses": {"200": {"description": "categories, most tickets first", "content": _csv_and("Categories")},
+                      **problems(401, 403, 422)},
+    }})
+    spec.path("/api/v1/reports/timeline", operations={"get": {
+        "summary": "per day, week or month of a period: created, resolved, median first-response and resolution times",
+        "description": CSV_NOTE + " Every step is listed, those without tickets too (to draw a chart).",
+        "security": BEARER,
+        "parameters": [{"in": "query", "schema": schemas.TimelineQuery}],
+        "responses": {"200": {"description": "the steps, in order", "content": _csv_and("Timeline")},
                       **problems(401, 403, 422)},
     }})
     return spec.to_dict()

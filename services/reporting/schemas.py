@@ -3,12 +3,16 @@ queries and generate the OpenAPI document."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.reporting.figures import GROUPS, PERIODS, RESOLUTIONS, WAITING_STATUSES
+from services.reporting.figures import GROUPS, PERIODS, RESOLUTIONS, STEPS, WAITING_STATUSES
 
+# Days a report may be about: far enough back for any helpdesk's history, and clear of
+# the calendar's ends (a period or its previous one around year 1 or 9999).
+DAYS = validate.Range(min=date(2000, 1, 1), max=date(2100, 12, 31), error="a day from 2000-01-01 to 2100-12-31")
 MAX_DAYS = 3 * 366  # a longer span is refused: three academic years is plenty to compare
 _ID = validate.Length(1, 200)
 
@@ -18,10 +22,10 @@ class ReportQuery(Schema):
 
     period = fields.Str(load_default="month", validate=validate.OneOf(PERIODS),
                         metadata={"description": "the period containing `date`; academic years start on 1 September"})
-    date = fields.Date(load_default=None, metadata={"description": "a day of the period (default: today)"})
-    from_ = fields.Date(data_key="from", load_default=None,
+    date = fields.Date(load_default=None, validate=DAYS, metadata={"description": "a day of the period (default: today)"})
+    from_ = fields.Date(data_key="from", load_default=None, validate=DAYS,
                         metadata={"description": "first day (with `to`, instead of `period`)"})
-    to = fields.Date(load_default=None, metadata={"description": "last day, included"})
+    to = fields.Date(load_default=None, validate=DAYS, metadata={"description": "last day, included"})
     department_id = fields.Str(load_default=None, validate=_ID)
     category_id = fields.Str(load_default=None, validate=_ID)
     establishment = fields.Str(load_default=None, validate=_ID, metadata={"description": "UAI"})
@@ -45,6 +49,11 @@ class ReportQuery(Schema):
 class CategoriesQuery(ReportQuery):
     limit = fields.Int(load_default=10, validate=validate.Range(1, 50),
                        metadata={"description": "subject terms per category"})
+
+
+class TimelineQuery(ReportQuery):
+    step = fields.Str(load_default=None, validate=validate.OneOf(STEPS),
+                      metadata={"description": "default: days up to a month, weeks up to half a year, else months"})
 
 
 class PeriodOut(Schema):
@@ -139,6 +148,25 @@ class Categories(Schema):
     previous_period = fields.Nested(PeriodOut, required=True)
     filters = fields.Dict(required=True)
     items = fields.List(fields.Nested(CategoryVolume), required=True)
+
+
+class Step(Schema):
+    from_ = fields.Date(data_key="from", required=True)
+    to = fields.Date(required=True)
+    created = fields.Int(required=True)
+    resolved = fields.Int(required=True)
+    first_responses = fields.Int(required=True)
+    first_response_median_hours = fields.Float(required=True, allow_none=True)
+    first_response_median_working_hours = fields.Float(required=True, allow_none=True)
+    resolution_median_hours = fields.Float(required=True, allow_none=True)
+    resolution_median_working_hours = fields.Float(required=True, allow_none=True)
+
+
+class Timeline(Schema):
+    period = fields.Nested(PeriodOut, required=True)
+    step = fields.Str(required=True, validate=validate.OneOf(STEPS))
+    filters = fields.Dict(required=True)
+    items = fields.List(fields.Nested(Step), required=True, metadata={"description": "every step, in order"})
 
 
 class Problem(Schema):

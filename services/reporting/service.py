@@ -11,7 +11,6 @@ keep the copy of teams that decides who sees which figures.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import structlog
@@ -26,8 +25,6 @@ from shared.nameko_deps import CatalogueRequest, DatabasePool
 log = structlog.stdlib.get_logger("guichet.reporting")
 
 CONSUMER = "reporting"
-# shared.web knows the ports of the services before this one; 8006 is reporting's (ARCHITECTURE.md).
-os.environ.setdefault("REPORTING_HTTP_ADDRESS", "0.0.0.0:8006")
 
 
 class ReportingService(ReportingHttp):

@@ -3,7 +3,7 @@ routing's catalogue, processed events; and the rows the reports add up."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -106,8 +106,11 @@ def ticket_id_of(stream_id: str) -> str:
 
 def keep_event(conn: psycopg.Connection, message: dict[str, Any]) -> str:
     """Keep a ticket event from the broker (a redelivery changes nothing); returns the
-    ticket's id."""
+    ticket's id. Call inside a transaction."""
     ticket_id = ticket_id_of(message["stream_id"])
+    # One ticket's events are folded one transaction at a time (held until it ends):
+    # two workers folding the same ticket at once would each miss the other's event.
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('reporting:' || %s, 0))", (ticket_id,))
     actor = message.get("actor") or {}
     conn.execute(_INSERT_EVENT, (
         ticket_id, message["stream_version"], message["event_id"], message.get("global_position"),
@@ -156,18 +159,23 @@ def _insert(table: str, columns: tuple[str, ...]) -> str:
 
 
 def save_facts(conn: psycopg.Connection, many: list[Facts]) -> None:
-    """Replace the facts of these tickets (their periods and escalations go with them)."""
+    """Replace the facts of these tickets (their periods and escalations go with them);
+    written with COPY, a round trip per table whatever the number of tickets."""
     if not many:
         return
     conn.execute("DELETE FROM reporting.tickets WHERE ticket_id = ANY(%s)", ([f.ticket_id for f in many],))
     with conn.cursor() as cur:
-        cur.executemany(_insert("tickets", _FACT_COLUMNS),
-                        [tuple(getattr(f, c) for c in _FACT_COLUMNS) for f in many])
-        cur.executemany(_insert("status_periods", _PERIOD_COLUMNS),
-                        [(f.ticket_id, *(getattr(p, c) for c in _PERIOD_COLUMNS[1:])) for f in many for p in f.periods])
-        cur.executemany(_insert("escalations", _ESCALATION_COLUMNS),
-                        [(f.ticket_id, *(getattr(e, c) for c in _ESCALATION_COLUMNS[1:]))
-                         for f in many for e in f.escalations])
+        _copy(cur, "tickets", _FACT_COLUMNS, (tuple(getattr(f, c) for c in _FACT_COLUMNS) for f in many))
+        _copy(cur, "status_periods", _PERIOD_COLUMNS,
+              ((f.ticket_id, *(getattr(p, c) for c in _PERIOD_COLUMNS[1:])) for f in many for p in f.periods))
+        _copy(cur, "escalations", _ESCALATION_COLUMNS,
+              ((f.ticket_id, *(getattr(e, c) for c in _ESCALATION_COLUMNS[1:])) for f in many for e in f.escalations))
+
+
+def _copy(cur: psycopg.Cursor, table: str, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> None:
+    with cur.copy(f"COPY reporting.{table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 # -- rebuild from the event log ---------------------------------------------------------------------------
@@ -182,25 +190,22 @@ def rebuild(conn: psycopg.Connection, calendar: WorkingCalendar, batch_size: int
     conn.execute("LOCK TABLE reporting.ticket_events, reporting.tickets IN EXCLUSIVE MODE")
     for table in ("escalations", "status_periods", "tickets", "ticket_events"):
         conn.execute(f"DELETE FROM reporting.{table}")
+    # The log is copied inside PostgreSQL (as keep_event would, event by event), in
+    # global_position order, a slice at a time.
     position, count = 0, 0
-    while True:
-        rows = conn.execute(
-            "SELECT global_position, event_id, stream_id, stream_version, event_type, schema_version, data, metadata"
-            " FROM tickets.events WHERE global_position > %s AND stream_id LIKE 'ticket-%%'"
-            " ORDER BY global_position LIMIT %s",
-            (position, batch_size),
-        ).fetchall()
-        if not rows:
-            break
-        with conn.cursor() as cur:
-            cur.executemany(_INSERT_EVENT, [
-                (ticket_id_of(r["stream_id"]), r["stream_version"], r["event_id"], r["global_position"],
-                 r["event_type"], r["schema_version"], datetime.fromisoformat(r["metadata"]["occurred_at"]),
-                 r["metadata"]["actor"]["id"], r["metadata"]["actor"].get("name"),
-                 r["metadata"]["actor"].get("kind") or "user", Jsonb(r["data"]))
-                for r in rows
-            ])
-        position, count = rows[-1]["global_position"], count + len(rows)
+    last = conn.execute("SELECT coalesce(max(global_position), 0) AS last FROM tickets.events").fetchone()["last"]
+    while position < last:
+        count += conn.execute(
+            "INSERT INTO reporting.ticket_events (ticket_id, stream_version, event_id, global_position, event_type,"
+            " schema_version, occurred_at, actor_id, actor_name, actor_kind, data)"
+            " SELECT substring(stream_id FROM %s)::uuid, stream_version, event_id, global_position, event_type,"
+            " schema_version, (metadata->>'occurred_at')::timestamptz, coalesce(metadata->'actor'->>'id', 'unknown'),"
+            " metadata->'actor'->>'name', coalesce(metadata->'actor'->>'kind', 'user'), data"
+            " FROM tickets.events WHERE global_position > %s AND global_position <= %s AND stream_id LIKE 'ticket-%%'"
+            " ORDER BY global_position ON CONFLICT DO NOTHING",
+            (len(STREAM_PREFIX) + 1, position, position + batch_size * 25),
+        ).rowcount
+        position += batch_size * 25
     tickets = 0
     for batch in _tickets_in_batches(conn, batch_size):
         save_facts(conn, [project(ticket_id, events, calendar) for ticket_id, events in batch])
@@ -211,11 +216,11 @@ def rebuild(conn: psycopg.Connection, calendar: WorkingCalendar, batch_size: int
 
 def _tickets_in_batches(conn: psycopg.Connection, batch_size: int) -> Iterator[list[tuple[str, list[Event]]]]:
     """Each ticket's kept events, about ``batch_size`` events at a time, whole tickets."""
-    after: UUID | None = None
+    after = UUID(int=0)
     while True:
         ids = [r["ticket_id"] for r in conn.execute(
-            "SELECT DISTINCT ticket_id FROM reporting.ticket_events WHERE %s::uuid IS NULL OR ticket_id > %s"
-            " ORDER BY ticket_id LIMIT %s", (after, after, max(1, batch_size // 10)),
+            "SELECT DISTINCT ticket_id FROM reporting.ticket_events WHERE ticket_id > %s"
+            " ORDER BY ticket_id LIMIT %s", (after, max(1, batch_size // 5)),
         ).fetchall()]
         if not ids:
             return
@@ -269,23 +274,24 @@ _KINDS: dict[str, dict[str, str]] = {
     "periods": {"at": "p.ended_at", "department": "p.department_id", "category": "p.category_id",
                 "manager": "p.assignee_id"},
 }
-_SELECT = {
-    "created": "t.ticket_id, t.created_at, t.subject, t.escalated_at, t.escalation_seconds,"
-               " t.escalation_working_seconds",
-    "first_responses": "t.ticket_id, t.first_response_seconds, t.first_response_working_seconds",
-    "resolved": "t.ticket_id, t.resolution, t.resolution_seconds, t.resolution_working_seconds, t.reopen_count",
-    "approvals": "t.ticket_id, t.rating, t.has_feedback",
-    "periods": "p.ticket_id, p.status, p.seconds, p.working_seconds",
-}
 FINAL_STATUSES = ("CLOSED", "CANCELLED", "REFUSED")
+RESOLUTION_KINDS = ("approved", "expired", "closed_by_owner", "cancelled", "refused")
 
 
 def _where(dims: dict[str, str], scope: Scope, filters: dict[str, str | None]) -> tuple[list[str], list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
     if not scope.everything:
-        clauses.append(f"({dims['department']} = ANY(%s) OR t.establishment = ANY(%s))")
-        params += [sorted(scope.teams), sorted(scope.establishments)]
+        # Only the parts that can match, so a department's manager gets a plain
+        # indexed (department, instant) scan.
+        parts = []
+        if scope.teams:
+            parts.append(f"{dims['department']} = ANY(%s)")
+            params.append(sorted(scope.teams))
+        if scope.establishments:
+            parts.append("t.establishment = ANY(%s)")
+            params.append(sorted(scope.establishments))
+        clauses.append(f"({' OR '.join(parts) or 'false'})")
     for name, value in filters.items():
         if value is not None:
             column = "t.establishment" if name == "establishment" else dims[name]
@@ -300,33 +306,130 @@ def _group(dims: dict[str, str], group_by: str | None) -> str:
     return "t.establishment" if group_by == "establishment" else dims[group_by]
 
 
-def fact_rows(conn: psycopg.Connection, kind: str, start: datetime, end: datetime, scope: Scope,
-              filters: dict[str, str | None], group_by: str | None) -> list[dict[str, Any]]:
-    """The facts of ``kind`` whose instant falls in ``[start, end)``, the caller may see
-    and ``filters`` keep, each with its ``group_key``."""
-    dims = _KINDS[kind]
+def created_rows(conn: psycopg.Connection, start: datetime, end: datetime, scope: Scope,
+                 filters: dict[str, str | None], group_by: str | None) -> list[dict[str, Any]]:
+    """The tickets created in ``[start, end)`` the caller may see and ``filters`` keep,
+    each with its subject and ``group_key`` (the recurring problems read them)."""
+    dims = _KINDS["created"]
     clauses, params = _where(dims, scope, filters)
-    source = ("reporting.status_periods p JOIN reporting.tickets t USING (ticket_id)" if kind == "periods"
+    return conn.execute(
+        f"SELECT {_group(dims, group_by)} AS group_key, t.ticket_id, t.subject FROM reporting.tickets t"
+        " WHERE t.created_at >= %s AND t.created_at < %s" + "".join(f" AND {c}" for c in clauses),
+        [start, end, *params],
+    ).fetchall()
+
+
+def _percentiles(column: str, name: str) -> str:
+    return (f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {column}) AS {name}_p50,"
+            f" percentile_cont(0.9) WITHIN GROUP (ORDER BY {column}) AS {name}_p90")
+
+
+# Per kind of fact: what the summary adds up (PostgreSQL's percentile_cont interpolates
+# linearly, as figures.percentile does; NULLs are left out).
+_AGGREGATES = {
+    "created": "count(*) AS n, count(t.escalated_at) AS escalated, "
+               + _percentiles("t.escalation_seconds", "escalation") + ", "
+               + _percentiles("t.escalation_working_seconds", "escalation_working"),
+    "first_responses": "count(*) AS n, " + _percentiles("t.first_response_seconds", "wall") + ", "
+                       + _percentiles("t.first_response_working_seconds", "working"),
+    "resolved": "count(*) AS n, count(*) FILTER (WHERE t.reopen_count > 0) AS reopened, "
+                + "".join(f"count(*) FILTER (WHERE t.resolution = '{r}') AS {r}, " for r in RESOLUTION_KINDS)
+                + _percentiles("t.resolution_seconds", "wall") + ", "
+                + _percentiles("t.resolution_working_seconds", "working"),
+    "approvals": "count(*) AS n, count(t.rating) AS ratings, avg(t.rating)::float AS average,"
+                 " count(*) FILTER (WHERE t.has_feedback) AS with_feedback, "
+                 + ", ".join(f"count(*) FILTER (WHERE t.rating = {n}) AS rated_{n}" for n in range(1, 6)),
+    "periods": "count(*) AS n, coalesce(sum(p.seconds), 0) AS total, coalesce(sum(p.working_seconds), 0)"
+               " AS total_working, " + _percentiles("p.seconds", "wall") + ", "
+               + _percentiles("p.working_seconds", "working"),
+}
+
+
+def aggregates(conn: psycopg.Connection, start: datetime, end: datetime, scope: Scope,
+               filters: dict[str, str | None], group_by: str | None) -> dict[Any, dict[str, Any]]:
+    """What the summary adds up over ``[start, end)``, in total (key ``TOTAL``) and per
+    group: ``{key: {kind: row}}``, periods as ``{"periods": {status: row}}``, and the
+    backlog at both ends (``backlog_start``, ``backlog_end``: ticket counts)."""
+    found: dict[Any, dict[str, Any]] = {}
+    for kind, dims in _KINDS.items():
+        if kind == "periods":
+            continue
+        for row in _grouped(conn, kind, _AGGREGATES[kind], dims, start, end, scope, filters, group_by):
+            found.setdefault(row["key"], {})[kind] = row
+    for row in _grouped(conn, "periods", _AGGREGATES["periods"], _KINDS["periods"], start, end, scope, filters,
+                        group_by, by_status=True):
+        found.setdefault(row["key"], {}).setdefault("periods", {})[row["status"]] = row
+    for name, instant in (("backlog_start", start), ("backlog_end", end)):
+        for row in _grouped(conn, "backlog", "count(DISTINCT p.ticket_id) AS n", _KINDS["periods"], instant, instant,
+                            scope, filters, group_by):
+            found.setdefault(row["key"], {})[name] = row["n"]
+    return found
+
+
+class _Total:
+    """The key of the totals (``None`` is the key of the group with no value)."""
+
+    def __repr__(self) -> str:
+        return "TOTAL"
+
+
+TOTAL: Any = _Total()
+
+
+def _grouped(conn: psycopg.Connection, kind: str, select: str, dims: dict[str, str], start: datetime, end: datetime,
+             scope: Scope, filters: dict[str, str | None], group_by: str | None,
+             by_status: bool = False) -> list[dict[str, Any]]:
+    """One aggregate query: the total and, with ``group_by``, each group (GROUPING SETS)."""
+    clauses, params = _where(dims, scope, filters)
+    if kind == "backlog":
+        window = "p.started_at <= %s AND (p.ended_at IS NULL OR p.ended_at > %s) AND p.status <> ALL(%s)"
+    elif kind == "periods":
+        window = f"{dims['at']} >= %s AND {dims['at']} < %s AND p.status <> ALL(%s)"
+    else:
+        window = f"{dims['at']} >= %s AND {dims['at']} < %s"
+    window_params: list[Any] = [start, end] + ([list(FINAL_STATUSES)] if kind in ("backlog", "periods") else [])
+    source = ("reporting.status_periods p JOIN reporting.tickets t USING (ticket_id)" if kind in ("backlog", "periods")
               else "reporting.tickets t")
-    extra = " AND p.status <> ALL(%s)" if kind == "periods" else ""
-    return conn.execute(
-        f"SELECT {_group(dims, group_by)} AS group_key, {_SELECT[kind]} FROM {source}"
-        f" WHERE {dims['at']} >= %s AND {dims['at']} < %s{extra}"
-        + "".join(f" AND {c}" for c in clauses),
-        [start, end, *([list(FINAL_STATUSES)] if kind == "periods" else []), *params],
+    group = _group(dims, group_by)
+    status = "p.status, " if by_status else ""
+    if group_by:
+        sets = f"GROUP BY {status}GROUPING SETS (({group}), ())"
+        key = f"{group} AS group_key, GROUPING({group}) = 1 AS is_total"
+    else:
+        sets = "GROUP BY p.status" if by_status else ""
+        key = "NULL::text AS group_key, true AS is_total"
+    rows = conn.execute(
+        f"SELECT {status}{key}, {select} FROM {source} WHERE {window}"
+        + "".join(f" AND {c}" for c in clauses) + f" {sets}",
+        [*window_params, *params],
     ).fetchall()
+    for row in rows:
+        row["key"] = TOTAL if row.pop("is_total") else row["group_key"]
+    return rows
 
 
-def open_at(conn: psycopg.Connection, instant: datetime, scope: Scope, filters: dict[str, str | None],
-            group_by: str | None) -> list[dict[str, Any]]:
-    """The tickets not yet resolved at ``instant`` (open or awaiting approval), with the
-    dimensions they had then."""
-    dims = _KINDS["periods"]
-    clauses, params = _where(dims, scope, filters)
-    return conn.execute(
-        f"SELECT {_group(dims, group_by)} AS group_key, p.ticket_id FROM reporting.status_periods p"
-        " JOIN reporting.tickets t USING (ticket_id)"
-        " WHERE p.started_at <= %s AND (p.ended_at IS NULL OR p.ended_at > %s) AND p.status <> ALL(%s)"
-        + "".join(f" AND {c}" for c in clauses),
-        [instant, instant, list(FINAL_STATUSES), *params],
-    ).fetchall()
+def timeline(conn: psycopg.Connection, start: datetime, end: datetime, step: str, zone: str, scope: Scope,
+             filters: dict[str, str | None]) -> dict[str, dict[Any, dict[str, Any]]]:
+    """Per ``step`` (day, week or month, in the time zone ``zone``) of ``[start, end)``:
+    tickets created and resolved, and the median first-response and resolution times.
+    ``{kind: {first day of the step: row}}``."""
+    found: dict[str, dict[Any, dict[str, Any]]] = {}
+    selects = {
+        "created": "count(*) AS n",
+        "first_responses": "count(*) AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY t.first_response_seconds)"
+                           " AS wall_p50, percentile_cont(0.5) WITHIN GROUP"
+                           " (ORDER BY t.first_response_working_seconds) AS working_p50",
+        "resolved": "count(*) AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY t.resolution_seconds) AS wall_p50,"
+                    " percentile_cont(0.5) WITHIN GROUP (ORDER BY t.resolution_working_seconds) AS working_p50",
+    }
+    for kind, select in selects.items():
+        dims = _KINDS[kind]
+        clauses, params = _where(dims, scope, filters)
+        rows = conn.execute(
+            f"SELECT date_trunc(%s, {dims['at']} AT TIME ZONE %s)::date AS step, {select} FROM reporting.tickets t"
+            f" WHERE {dims['at']} >= %s AND {dims['at']} < %s" + "".join(f" AND {c}" for c in clauses)
+            + " GROUP BY 1",
+            [step, zone, start, end, *params],
+        ).fetchall()
+        found[kind] = {r["step"]: r for r in rows}
+    return found

@@ -55,10 +55,14 @@ CREATE TABLE reporting.tickets (
     rating                         smallint,
     has_feedback                   boolean     NOT NULL DEFAULT false
 );
+-- Reports select facts by instant, most often for departments (a manager's report),
+-- or for an establishment (a referent's).
 CREATE INDEX tickets_created ON reporting.tickets (created_at);
-CREATE INDEX tickets_resolved ON reporting.tickets (resolved_at);
-CREATE INDEX tickets_first_response ON reporting.tickets (first_response_at);
-CREATE INDEX tickets_approved ON reporting.tickets (approved_at);
+CREATE INDEX tickets_department_created ON reporting.tickets (department_id, created_at);
+CREATE INDEX tickets_establishment_created ON reporting.tickets (establishment, created_at);
+CREATE INDEX tickets_first_response ON reporting.tickets (first_response_department_id, first_response_at);
+CREATE INDEX tickets_resolved ON reporting.tickets (resolution_department_id, resolved_at);
+CREATE INDEX tickets_approved ON reporting.tickets (resolution_department_id, approved_at);
 
 CREATE TABLE reporting.status_periods (
     ticket_id       uuid        NOT NULL REFERENCES reporting.tickets ON DELETE CASCADE,
@@ -73,7 +77,8 @@ CREATE TABLE reporting.status_periods (
     working_seconds double precision,
     PRIMARY KEY (ticket_id, seq)
 );
-CREATE INDEX status_periods_span ON reporting.status_periods (started_at, ended_at);
+CREATE INDEX status_periods_ended ON reporting.status_periods (department_id, ended_at);
+CREATE INDEX status_periods_started ON reporting.status_periods (department_id, started_at);
 
 CREATE TABLE reporting.escalations (
     ticket_id             uuid    NOT NULL REFERENCES reporting.tickets ON DELETE CASCADE,

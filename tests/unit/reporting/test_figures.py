@@ -7,17 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.reporting.figures import flatten, percentile, period_of, top_terms, trend, words
+from services.reporting.figures import flatten, period_of, top_terms, trend, words
 
 PARIS = ZoneInfo("Europe/Paris")
-
-
-def test_percentiles_interpolate_between_the_nearest_values() -> None:
-    assert percentile([], 0.5) is None
-    assert percentile([7.0], 0.9) == 7.0
-    assert percentile([17, 49, 137, 288], 0.5) == 93.0
-    assert percentile([288, 17, 137, 49], 0.9) == pytest.approx(242.7)
-    assert percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 0.9) == 10.0
 
 
 @pytest.mark.parametrize(("kind", "day", "first", "last"), [
