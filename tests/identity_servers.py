@@ -283,14 +283,15 @@ class CasServer:
         run = [sys.executable, "-m", "django"]
         subprocess.run([*run, "migrate", "--noinput", "-v", "0"], cwd=self.dir, env=env, check=True, timeout=180,
                        capture_output=True)
-        # Every service URL may use this server (a pattern, as a real CAS registers services).
+        # Threaded: a browser keeps its connection to the login page open while the service
+        # validates the ticket. Every service URL may use this server (a pattern, as a real CAS registers services).
         subprocess.run([*run, "shell", "-c", textwrap.dedent("""
             from cas_server.models import ServicePattern, ReplaceAttributName
             pattern = ServicePattern.objects.create(pos=1, name="all", pattern="^https?://.*", single_log_out=False)
             ReplaceAttributName.objects.create(name="*", service_pattern=pattern)
         """)], cwd=self.dir, env=env, check=True, timeout=120, capture_output=True)
         self.log = open(self.dir / "server.log", "wb")  # noqa: SIM115 - closed in __exit__
-        self.process = subprocess.Popen([*run, "runserver", "--noreload", "--nothreading", f"127.0.0.1:{self.port}"],
+        self.process = subprocess.Popen([*run, "runserver", "--noreload", f"127.0.0.1:{self.port}"],
                                         cwd=self.dir, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         wait_for_port(self.port, timeout=60, what="the CAS server", process=self.process)
         return self

@@ -90,7 +90,15 @@ def _create_vhost(rabbit_manager: Any, amqp_uri: str) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def stack(request: pytest.FixtureRequest, database_url: str, pool: Any, rabbit_manager: Any) -> Iterator[Stack]:
+def stack_env() -> dict[str, str]:
+    """More environment for the module's services (a module overrides this fixture, e.g.
+    to configure a single sign-on)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def stack(request: pytest.FixtureRequest, database_url: str, pool: Any, rabbit_manager: Any,
+          stack_env: dict[str, str]) -> Iterator[Stack]:
     """Every service, started once for the module."""
     base_uri = request.config.getoption("RABBIT_AMQP_URI")
     vhost, amqp_uri = _create_vhost(rabbit_manager, base_uri)
@@ -112,6 +120,7 @@ def stack(request: pytest.FixtureRequest, database_url: str, pool: Any, rabbit_m
         "PORTAL_FRAME_ANCESTORS": "https://ent.univ.example",
         **{f"{name.upper()}_URL": url for name, url in urls.items() if name != "portal"},
         **{f"{name.upper()}_HTTP_ADDRESS": f"127.0.0.1:{port}" for name, port in ports.items()},
+        **stack_env,
     }
     logs = scratch / "services.log"
     with logs.open("wb") as log:
