@@ -90,7 +90,9 @@ def create_pool(url: str, *, min_size: int = 2, max_size: int = 10, name: str = 
         min_size=min_size,
         max_size=max_size,
         name=name,
-        kwargs={"row_factory": dict_row, "autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        # application_name: operators see in pg_stat_activity which service holds what.
+        kwargs={"row_factory": dict_row, "autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+                "application_name": f"guichet-{name}"},
         check=ConnectionPool.check_connection,
         timeout=POOL_TIMEOUT_SECONDS,
         open=False,

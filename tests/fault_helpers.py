@@ -15,17 +15,22 @@ import kombu
 from shared import db
 from shared.config import database_name, with_database
 
+# The test run's own session pool (tests/conftest.py's ``pool``, named "tests"): the
+# harness, not the system under test, so its connections are spared.
+TEST_POOL = "guichet-tests"
 
-def terminate_database_connections(database_url: str, application_name: str | None = None) -> int:
-    """``pg_terminate_backend`` on every client connection to the test database (only
-    those of ``application_name``, if given), as a PostgreSQL restart or a failover
-    would; how many were terminated. The connection doing it is not in the database."""
+
+def terminate_database_connections(database_url: str, spare: str = TEST_POOL) -> int:
+    """``pg_terminate_backend`` on every client connection to the test database but the
+    test harness's own pool (``spare``), as a PostgreSQL restart or a failover would do
+    to the services; how many were terminated. The connection doing it is not in the
+    database."""
     with db.connect(with_database(database_url, "postgres"), autocommit=True) as conn:
         rows = conn.execute(
             "SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity"
             " WHERE datname = %s AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
-            " AND (%s::text IS NULL OR application_name = %s)",
-            (database_name(database_url), application_name, application_name),
+            " AND application_name IS DISTINCT FROM %s",
+            (database_name(database_url), spare),
         ).fetchall()
     return sum(1 for r in rows if r["done"])
 

@@ -4,7 +4,7 @@ The tickets, routing and notifier services run as processes (``tests.e2e.process
 over the test database, the test's own RabbitMQ vhost and an SMTP server of the test's
 own. While requesters file tickets over HTTP (retrying with their ``Idempotency-Key``
 on a connection error or a 503), each service is killed with SIGKILL and started again,
-every connection to the test database is terminated once (``pg_terminate_backend``, as
+every service connection to the test database is terminated once (``pg_terminate_backend``, as
 a PostgreSQL restart would), and every broker connection of the test's vhost is closed
 once (through the management API: the vhost-scoped form of ``rabbitmqctl
 close_all_connections``, which would also cut the other test runs sharing the broker).
