@@ -52,6 +52,7 @@ TICKET_EVENT_SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     "notifier": (),
     "escalation": (),
     "attachments": ("AttachmentAdded", "AttachmentRemoved"),
+    "reporting": (),
 }
 
 
