@@ -86,10 +86,19 @@ OSCAR = User("oscar", "oscar@univ.example", "Oscar Roux")              # manager
 ROOT = User("root", "root@univ.example", "Admin", admin=True)          # admin
 
 
+def forget_escalable_teams(pool: Any) -> None:
+    """No announcement of where escalation succeeds left by another test (the tickets
+    service then offers escalate wherever the rules allow)."""
+    with pool.connection() as conn:
+        conn.execute("DELETE FROM tickets.escalable_known")
+        conn.execute("DELETE FROM tickets.escalable_teams")
+
+
 @pytest.fixture
 def api(container_factory, broker_uri, database_url, tickets_db, monkeypatch) -> Api:
     """The tickets service on a free port; marc and mona manage dnum-ent, oscar scolarite."""
     monkeypatch.setenv("GUICHET_JWT_SECRET", SECRET)
+    forget_escalable_teams(tickets_db)
     for department, user in [("dnum-ent", MARC), ("dnum-ent", MONA), ("scolarite", OSCAR)]:
         add_manager(tickets_db, department, user.login, user.name)
     return Api(serve(container_factory, TicketsService, "tickets", AMQP_URI=broker_uri, DATABASE_URL=database_url))

@@ -15,6 +15,7 @@ from tests.e2e.test_attachments_api import PNG, files  # noqa: F401 - the fixtur
 from tests.e2e.test_routing_api import CONFIG as ROUTING_CONFIG
 from tests.e2e.test_tickets_api import ok, problem
 from tests.helpers import load_routing, serve
+from tests.integration.test_escalation_flow import ESCALATION_TABLES
 
 
 def keyed(key: str) -> dict[str, dict[str, str]]:
@@ -101,7 +102,8 @@ def test_notifier_preferences_and_feed_honour_the_key(notifier):
 def escalation(container_factory, broker_uri, database_url, pool, monkeypatch) -> Api:
     monkeypatch.setenv("GUICHET_JWT_SECRET", SECRET)
     with pool.connection() as conn:
-        conn.execute("TRUNCATE escalation.settings, escalation.idempotency_keys")
+        # no copy of routing's catalogue left by another test: the settings are not checked against one
+        conn.execute(f"TRUNCATE {ESCALATION_TABLES}, escalation.idempotency_keys")
     return Api(serve(container_factory, EscalationService, "escalation", AMQP_URI=broker_uri,
                      DATABASE_URL=database_url))
 

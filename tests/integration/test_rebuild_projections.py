@@ -27,7 +27,7 @@ def random_action(rng: random.Random) -> tuple[str, dict]:
     args = {
         "comment": {"comment_id": f"c{rng.random()}", "body": text, "visibility": rng.choice(["public", "internal"])},
         "assign": {"assignee": rng.choice(["marc", "mona", "sam"])},
-        "release": {}, "take": {}, "take_over": {}, "resume": {}, "expire_closure": {}, "close": {},
+        "release": {}, "take": {}, "take_over": {}, "recheck_access": {}, "resume": {}, "expire_closure": {}, "close": {},
         "request_information": {"question": text},
         "postpone": {"reason": text},
         "request_closure": {"resolution": text},

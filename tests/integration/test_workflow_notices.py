@@ -19,6 +19,7 @@ from services.tickets.commands import TicketNotFound
 from services.tickets.domain import InvalidTransition
 from services.tickets.service import TicketsService
 from shared import db
+from tests.e2e.conftest import forget_escalable_teams
 from tests.helpers import SmtpServer, free_port, load_routing, person, wait_until
 from tests.integration.test_notifier_delivery import NOTIFIER_TABLES, notifier_config
 
@@ -53,6 +54,7 @@ def smtp():
 @pytest.fixture
 def services(container_factory, broker_uri, database_url, tickets_db, smtp):
     """tickets, routing and notifier running; three teams; ines is known to tickets."""
+    forget_escalable_teams(tickets_db)
     with db.connect(database_url) as conn:
         load_routing(conn, CONFIG, NOTIFIER_TABLES)
         conn.execute("INSERT INTO tickets.users (id, name, email, establishment) VALUES"
