@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TICKET_TABLES = (
     "tickets.outbox, tickets.events, tickets.ticket_view, tickets.idempotency_keys,"
     " tickets.department_managers, tickets.users, tickets.categories, tickets.departments,"
-    " tickets.catalogue_revision"
+    " tickets.catalogue_revision, tickets.escalable_teams, tickets.escalable_known"
 )
 
 # The category catalogue every ticket test starts from (routing will own the real one).
