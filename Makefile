@@ -38,13 +38,15 @@ clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis
 
 ## Throughput and latency against the raw PostgreSQL limit (prints a table, writes bench/results/latest.json).
-## Then the portal's pages beside the API (bench/portal.py) and the reports at scale (bench/reporting.py).
+## Then the portal's pages beside the API (bench/portal.py), the reports at scale (bench/reporting.py),
+## and the email sender draining a backlog with one SMTP connection and with four (bench/mail.py).
 BENCH_PORTAL_ARGS ?= --clients 16 --seconds 20
 BENCH_REPORTING_ARGS ?= --tickets 1000000
 bench: install services
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/portal.py $(BENCH_PORTAL_ARGS)
 	$(BIN)/python bench/reporting.py $(BENCH_REPORTING_ARGS)
+	$(BIN)/python bench/mail.py --emails 5000 --connections 4
 
 ## The container image (Containerfile), with whichever of buildah, podman or docker is installed.
 IMAGE ?= guichet:dev
