@@ -42,7 +42,8 @@ from shared.config import with_database  # noqa: E402
 BODY = (
     "From: Guichet <guichet@univ.example>\r\nTo: {to}\r\nSubject: =?utf-8?q?=5BTicket_n=C2=B0{n}=5D_Connexion_impossible?=\r\n"
     "Message-ID: {mid}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
-    "Content-Transfer-Encoding: quoted-printable\r\n\r\n" + "Votre demande n=C2=B0{n} a bien =C3=A9t=C3=A9 enregistr=C3=A9e.\r\n" * 20
+    "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    + "Votre demande n=C2=B0{n} a bien =C3=A9t=C3=A9 enregistr=C3=A9e.\r\n" * 20
 )
 
 
