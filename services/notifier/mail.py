@@ -36,6 +36,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from services.notifier.recipients import Person, TicketPicture
 from services.notifier.texts import Content
+from shared.i18n import N_, gettext
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MESSAGE_DOMAIN = "guichet"
@@ -50,24 +51,21 @@ PAGES = {
     "refuse": "/tickets/{id}/refuse-closure",
 }
 
+# The email's own words, in French: msgids of the catalogue in shared/locale.
 WORDS = {
-    "fr": {
-        "hello": "Bonjour", "ticket": "Demande", "colon": " :", "rating": "Note",
-        "ticket_link": "Voir la demande", "answer": "Répondre à la question",
-        "approve": "Approuver la clôture", "refuse": "Refuser la clôture",
-        "footer": "Ce message vous est envoyé par Guichet, le service d'assistance, parce que vous êtes concerné(e)"
-                  " par cette demande. Répondre à ce message ne l'ajoute pas à la demande : utilisez le lien"
-                  " ci-dessus. Vous pouvez choisir les notifications reçues par email dans vos préférences.",
-    },
-    "en": {
-        "hello": "Hello", "ticket": "Request", "colon": ":", "rating": "Rating",
-        "ticket_link": "View the request", "answer": "Answer the question",
-        "approve": "Approve the closure", "refuse": "Refuse the closure",
-        "footer": "Guichet, the helpdesk, sends you this message because you take part in this request. Replying"
-                  " to it does not add to the request: use the link above. You can choose which notifications"
-                  " you get by email in your preferences.",
-    },
+    "hello": N_("Bonjour"), "ticket": N_("Demande"), "colon": N_(" :"), "rating": N_("Note"),
+    "ticket_link": N_("Voir la demande"), "answer": N_("Répondre à la question"),
+    "approve": N_("Approuver la clôture"), "refuse": N_("Refuser la clôture"),
+    "footer": N_("Ce message vous est envoyé par Guichet, le service d'assistance, parce que vous êtes concerné(e)"
+                 " par cette demande. Répondre à ce message ne l'ajoute pas à la demande : utilisez le lien"
+                 " ci-dessus. Vous pouvez choisir les notifications reçues par email dans vos préférences."),
 }
+
+
+def words_in(language: str) -> dict[str, str]:
+    """The email's words in ``language``."""
+    return {key: gettext(language, text) for key, text in WORDS.items()}
+
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
@@ -174,7 +172,7 @@ class MailRenderer:
             raise InvalidAddress(f"{recipient.email!r}: {exc}") from None
         if not to.domain or not to.username:
             raise InvalidAddress(f"{recipient.email!r} is not an address")
-        words = WORDS.get(language, WORDS["fr"])
+        words = words_in(language)
         root = thread_root_id(ticket.id)
         is_root = event_type == "TicketSubmitted" and ticket.requester is not None and recipient.id == ticket.requester.id
         message_id = root if is_root else message_id_for(event_id, recipient.id)
