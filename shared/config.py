@@ -40,8 +40,6 @@ class Settings:
     portal_signing_key: str | None = None
     claims: dict[str, tuple[str, ...]] = field(default_factory=dict)  # Identity field -> claim names
     admin_roles: tuple[str, ...] = ("admin",)
-    session_lifetime_seconds: int = 8 * 3600
-    session_idle_seconds: int = 3600
     ldap_url: str | None = None
     ldap_bind_dn: str | None = None
     ldap_bind_password: str | None = None
@@ -88,8 +86,6 @@ class Settings:
             portal_signing_key=env.get("PORTAL_SIGNING_KEY") or None,
             claims={name: _list(env[var]) for name, var in CLAIM_VARIABLES.items() if env.get(var)},
             admin_roles=_list(env.get("GUICHET_ADMIN_ROLES")) or ("admin",),
-            session_lifetime_seconds=int(env.get("SESSION_LIFETIME", 8 * 3600)),
-            session_idle_seconds=int(env.get("SESSION_IDLE_TIMEOUT", 3600)),
             ldap_url=env.get("LDAP_URL") or None,
             ldap_bind_dn=env.get("LDAP_BIND_DN") or None,
             ldap_bind_password=env.get("LDAP_BIND_PASSWORD") or None,

@@ -18,7 +18,7 @@ module only through ``SingleSignOn``; this module alone knows the protocols.
   services); ``cas_logout_ticket`` reads the CAS server's back-channel logout request.
 
 What the portal keeps in its session is small and JSON-serialisable. Session lifetime
-and idle timeout are ``SESSION_LIFETIME`` / ``SESSION_IDLE_TIMEOUT`` (``Settings``).
+and idle timeout are ``PORTAL_SESSION_HOURS`` / ``PORTAL_SESSION_IDLE_MINUTES`` (the portal's settings).
 """
 
 from __future__ import annotations
