@@ -171,6 +171,8 @@ class Portal:
         unread = context.pop("unread", None)
         if identity is not None and unread is None:
             unread = self.backend.unread(identity)
+        # The header's link to the console, for managers and admins.
+        console_link = identity is not None and self.backend.manages(identity)
         page = self.environments[visit.language].get_template(template).render(
             visit=visit, person=visit.session.person, csrf_token=visit.session.csrf, language=visit.language,
             unread=unread or 0, flash=visit.session.take_flash(), words=words, tr=visit.tr,
@@ -179,6 +181,7 @@ class Portal:
             when=lambda value: words.when(visit.tr, value, visit.language),
             size=lambda value: words.size(value, visit.language),
             development=self.settings.development, current_path=visit.request.full_path.rstrip("?"),
+            console_link=console_link,
             **context,
         )
         return Response(page, status=status, mimetype="text/html")
