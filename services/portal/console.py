@@ -21,7 +21,7 @@ import structlog
 from werkzeug.wrappers import Response
 
 from services.portal import words
-from services.portal.app import PageError, Visit, page, redirect
+from services.portal.app import PageError, Visit, page, redirect, safe_next
 from services.portal.backend import Answer, NotFound
 from services.portal.i18n import N_
 from services.portal.pages import TEXT_MAX, PortalPages
@@ -150,6 +150,31 @@ def until_of(value: str) -> str | None:
     return datetime.combine(day, time(8, 0), tzinfo=PARIS).isoformat()
 
 
+def teams(departments: list[dict[str, Any]], login: str, admin: bool) -> list[dict[str, Any]]:
+    """The queues a person reaches: one per department, and for a department per
+    establishment (the ENT referents) one per establishment, whose tickets carry the
+    team's id ``department:UAI`` (routing's teams). A manager reaches their own teams;
+    an admin every one."""
+    found = []
+    for department in departments:
+        managers = department.get("managers") or []
+        mine = any(m.get("user") == login for m in managers)
+        if not department.get("per_establishment"):
+            found.append({"id": department["id"], "department": department, "establishment": None, "mine": mine})
+            continue
+        establishments = sorted({str(m["establishment"]) for m in managers if m.get("establishment")
+                                 and (admin or m.get("user") == login)})
+        for uai in establishments:
+            found.append({"id": f"{department['id']}:{uai}", "department": department, "establishment": uai,
+                          "mine": any(m.get("user") == login and m.get("establishment") == uai for m in managers)})
+    return found
+
+
+def team_label(team: dict[str, Any], language: str) -> str:
+    label = label_of(team["department"], language)
+    return f"{label} – {team['establishment']}" if team.get("establishment") else label
+
+
 class ConsolePages(PortalPages):
     """The console's HTTP entrypoints (mixed into ``PortalService``)."""
 
@@ -165,22 +190,23 @@ class ConsolePages(PortalPages):
     @page("GET", "/console")
     def console_home(self, visit: Visit) -> Response:
         identity = visit.person()
-        departments = self._departments(visit)
-        mine = [d for d in departments if any(m.get("user") == identity.login for m in d.get("managers") or [])]
+        found = teams(self._departments(visit), identity.login, identity.is_admin)
+        mine = [t for t in found if t["mine"]]
         if len(mine) == 1 and not identity.is_admin:
             return redirect(f"/console/departments/{quote(mine[0]['id'], safe='')}")
-        return self.portal.render(visit, "console_home.html", nav="console", departments=departments,
-                                  mine={d["id"] for d in mine}, label_of=label_of)
+        return self.portal.render(visit, "console_home.html", nav="console", teams=found,
+                                  team_label=lambda team: team_label(team, visit.language))
 
     # -- a department's queue
 
     def _queue(self, visit: Visit, department_id: str) -> dict[str, Any]:
         identity = visit.person()
         backend = self.portal.backend
-        departments = self._departments(visit)
-        department = next((d for d in departments if d.get("id") == department_id), None)
-        if department is None:
+        reachable = teams(self._departments(visit), identity.login, identity.is_admin)
+        team = next((t for t in reachable if t["id"] == department_id), None)
+        if team is None:
             raise NotFound()
+        department = team["department"]
         args = visit.request.args
         tab = args.get("tab") if args.get("tab") in TABS else "free"
         sort = args.get("sort") if args.get("sort") in SORTS else "activity"
@@ -223,13 +249,15 @@ class ConsolePages(PortalPages):
         now = datetime.now(UTC)
         rows = [{"ticket": t, "waits": waits_for_manager(t), "age": age(t.get("created_at"), now)} for t in items]
         me = next((m for m in department.get("managers") or [] if m.get("user") == identity.login), None)
+        availability_url = f"/console/departments/{quote(department['id'], safe='')}/availability"
         return {
-            "department": department, "department_label": label_of(department, visit.language), "tab": tab,
+            "department": department, "department_label": team_label(team, visit.language), "tab": tab,
             "sort": sort, "q": q, "tabs": TABS, "sorts": SORTS, "counts": counts, "rows": rows,
             "next_url": next_url, "first_url": first_url, "path": path,
             "partial_url": f"{path}/queue?{urlencode(here)}",
             "tab_url": lambda name: f"{path}?" + urlencode([("tab", name), ("sort", sort), *([("q", q)] if q else [])]),
-            "invalid": bool(shown.get("invalid")), "me": me, "poll": self.portal.settings.console_poll_seconds,
+            "invalid": bool(shown.get("invalid")), "me": me, "availability_url": availability_url,
+            "poll": self.portal.settings.console_poll_seconds,
         }
 
     @page("GET", "/console/departments/<department>")
@@ -266,7 +294,8 @@ class ConsolePages(PortalPages):
         else:
             visit.session.say("success", visit.gettext("Vous êtes indisponible : aucune nouvelle demande ne vous"
                                                        " sera attribuée automatiquement."))
-        return redirect(f"/console/departments/{quote(department, safe='')}")
+        back = safe_next(visit.request.form.get("next") or f"/console/departments/{quote(department, safe='')}")
+        return redirect(back)
 
     # -- escalations
 
@@ -363,6 +392,10 @@ class ConsolePages(PortalPages):
             if action == "take":
                 return self._take_refused(visit, ticket, action, answer)
             return self._refused(visit, ticket, action, answer, {k: k for k in ACTIONS[action][0]})
+        if action == "return-to-referent":
+            # Back with the referents, the ticket is out of the support's sight.
+            visit.session.say("success", visit.gettext(ACTIONS[action][2]))
+            return redirect("/console/escalations")
         return self._done(visit, answer.body, visit.gettext(ACTIONS[action][2]))
 
     def _take_refused(self, visit: Visit, ticket: str, action: str, answer: Answer) -> Response:
@@ -389,7 +422,9 @@ class ConsolePages(PortalPages):
         department = ticket.get("department") or {}
         calls = []
         if "assign" in actions and department.get("id"):
-            calls.append(("department", lambda: backend.department(identity, department["id"])))
+            # A team of a department per establishment is "department:UAI".
+            base = str(department["id"]).split(":", 1)[0]
+            calls.append(("department", lambda: backend.department(identity, base)))
             calls.append(("load", lambda: backend.tickets(identity, [
                 ("scope", "department"), ("department_id", department["id"]), ("limit", str(COUNT_LIMIT)),
                 *(("status", s) for s in ASSIGNED_OPEN)])))

@@ -268,6 +268,8 @@ class PortalPages:
         if ticket.get("department"):
             labels[f"department:{ticket['department']['id']}"] = ticket["department"]["label"]
         entries = [words.history_entry(visit.tr, event, visit.language, labels) for event in history]
+        for entry, role in zip(entries, words.roles(history, ticket), strict=True):
+            entry["role"] = visit.gettext(role) if role else None
         owner_tickets: list[dict[str, Any]] = []
         requester = ticket.get("requester") or {}
         if requester.get("id") == identity.login:

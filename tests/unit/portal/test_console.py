@@ -114,3 +114,41 @@ def test_only_the_allowed_actions_show():
 def test_a_refusal_of_an_action_no_longer_offered_still_shows():
     html = render_actions({"take-over"}, errors={"take": {"_form": "Camille Faure a pris en charge cette demande"}})
     assert "Camille Faure a pris en charge cette demande" in html and 'role="alert"' in html
+
+
+def event(kind: str, who: str | None, **data: Any) -> dict[str, Any]:
+    actor = {"id": who, "name": who, "kind": "user"} if who else {"id": "routing", "kind": "system"}
+    return {"type": kind, "actor": actor, "data": data}
+
+
+def test_the_thread_names_who_wrote_each_message():
+    history = [
+        event("TicketSubmitted", "bob"),
+        event("TicketRouted", None, department_id="referents-ent:0540001A"),
+        event("CommentAdded", "smartin", visibility="public"),
+        event("EscalationRequested", "smartin", reason="r"),
+        event("TicketEscalated", None, department_id="support-ent", referent_department_id="referents-ent:0540001A"),
+        event("CommentAdded", "olambert", visibility="public"),
+        event("CommentAdded", "smartin", visibility="public"),
+        event("CommentAdded", "bob", visibility="public"),
+        event("CommentAdded", "ines", visibility="public"),
+        event("TicketReturnedToReferent", "olambert", department_id="referents-ent:0540001A", comment="c"),
+    ]
+    found = words.roles(history, {"requester": {"id": "bob"}, "invitees": [{"id": "ines"}]})
+    assert found == [None, None, "référent", "référent", None, "support", "référent", "demandeur", "invité(e)",
+                     "support"]
+    # Without an escalation, a manager is a manager.
+    plain = [event("TicketRouted", None, department_id="triage"), event("CommentAdded", "mleroy")]
+    assert words.roles(plain, {"requester": {"id": "alice"}}) == [None, "gestionnaire"]
+
+
+def test_a_department_per_establishment_has_one_queue_per_establishment():
+    departments = [
+        {"id": "triage", "per_establishment": False, "managers": [{"user": "mleroy"}]},
+        {"id": "referents-ent", "per_establishment": True, "managers": [
+            {"user": "smartin", "establishment": "0540001A"}, {"user": "amoreau", "establishment": "0880012B"}]},
+    ]
+    assert [t["id"] for t in console.teams(departments, "smartin", False)] == ["triage", "referents-ent:0540001A"]
+    assert [t["mine"] for t in console.teams(departments, "smartin", False)] == [False, True]
+    assert [t["id"] for t in console.teams(departments, "root", True)] == [
+        "triage", "referents-ent:0540001A", "referents-ent:0880012B"]
