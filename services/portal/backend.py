@@ -204,6 +204,20 @@ class Backend:
     def categories(self, identity: Identity, language: str) -> list[dict[str, Any]]:
         return self.found(self.call("routing", "GET", "/api/v1/categories", identity, language=language))
 
+    def category(self, identity: Identity, category: str, language: str) -> dict[str, Any]:
+        return self.found(self.call("routing", "GET", f"/api/v1/categories/{_path(category)}", identity,
+                                    language=language))
+
+    def save_category(self, identity: Identity, category: str | None, body: dict[str, Any], key: str | None) -> Answer:
+        """A new category (``category`` None) or the whole of an existing one (admins)."""
+        if category is None:
+            return self.call("routing", "POST", "/api/v1/categories", identity, json=body, idempotency_key=key)
+        return self.call("routing", "PUT", f"/api/v1/categories/{_path(category)}", identity, json=body,
+                         idempotency_key=key)
+
+    def delete_category(self, identity: Identity, category: str) -> Answer:
+        return self.call("routing", "DELETE", f"/api/v1/categories/{_path(category)}", identity)
+
     def departments(self, identity: Identity) -> list[dict[str, Any]]:
         """The departments the person manages (all of them for an admin); ``[]`` for
         anybody else (routing answers 403)."""

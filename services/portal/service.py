@@ -14,10 +14,10 @@ queue refreshes itself), ``GUICHET_ENV=development`` for ``/dev/sign-in``.
 from __future__ import annotations
 
 from services.portal.app import Portal, PortalApp
-from services.portal.console import ConsolePages
+from services.portal.console_admin import ConsoleAdminPages
 
 
-class PortalService(ConsolePages):
+class PortalService(ConsoleAdminPages):
     name = "portal"
 
     portal: Portal = PortalApp()

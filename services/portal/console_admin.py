@@ -1,0 +1,192 @@
+"""The console's administration pages (admins): the category tree (add, rename, move,
+attach to a department, delete when no open ticket uses it) and each category's FAQ.
+
+Routing decides: a non-admin's change is refused there (403), a category open tickets
+use cannot be deleted (409, its message shown), a bad field comes back as the problem's
+``errors`` and shows next to its field. Routing reads a category in one language at a
+time, so the edit form reads it in French and in English (``_form_of``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+import structlog
+from werkzeug.wrappers import Response
+
+from services.portal.app import PageError, Visit, page, redirect
+from services.portal.backend import Answer, NotFound
+from services.portal.console import ConsolePages, flatten, label_of
+from services.portal.pages import _refusal
+
+log = structlog.stdlib.get_logger("guichet.portal.console_admin")
+
+ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+# The API's field (first part of its dotted name) -> the form's field.
+FIELDS = {"id": "id", "label": "label_fr", "parent_id": "parent_id", "department_id": "department_id",
+          "faq": "faq_question"}
+
+
+def _text(value: Any) -> str:
+    return str(value or "").strip()
+
+
+class ConsoleAdminPages(ConsolePages):
+    """The administration entrypoints (mixed into ``PortalService``)."""
+
+    def _admin(self, visit: Visit) -> Any:
+        identity = visit.person()
+        if not identity.is_admin:
+            raise PageError(403, visit.gettext("L'administration est réservée aux administrateurs de l'assistance."))
+        return identity
+
+    def _categories_page(self, visit: Visit, *, values: dict[str, Any] | None = None,
+                         errors: dict[str, str] | None = None, status: int = 200) -> Response:
+        identity = self._admin(visit)
+        backend = self.portal.backend
+        tree, departments = backend.together(lambda: backend.categories(identity, "fr"),
+                                             lambda: backend.departments(identity))
+        return self.portal.render(visit, "console_categories.html", status=status, nav="console", tree=tree,
+                                  flat=flatten(tree), departments=departments, values=values or {},
+                                  errors=errors or {}, label_of=label_of)
+
+    @page("GET", "/console/admin/categories")
+    def console_categories(self, visit: Visit) -> Response:
+        return self._categories_page(visit)
+
+    def _body(self, visit: Visit, form: Any, current: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, str]]:
+        """The category as the API takes it, from the form (and the stored one's FAQ)."""
+        errors: dict[str, str] = {}
+        body: dict[str, Any] = {}
+        if current is None:
+            category_id = _text(form.get("id"))
+            if not ID.fullmatch(category_id):
+                errors["id"] = visit.gettext("Un identifiant : lettres, chiffres, « - », « _ » ou « . », sans espace.")
+            body["id"] = category_id
+        label_fr, label_en = _text(form.get("label_fr")), _text(form.get("label_en"))
+        if not label_fr:
+            errors["label_fr"] = visit.gettext("Indiquez le libellé en français.")
+        body["label"] = {"fr": label_fr, **({"en": label_en} if label_en else {})}
+        body["parent_id"] = _text(form.get("parent_id")) or None
+        body["department_id"] = _text(form.get("department_id")) or None
+        removed = set(form.getlist("remove_faq"))
+        faq = [entry for entry in (current or {}).get("faq", []) if entry["id"] not in removed]
+        question, answer = _text(form.get("faq_question")), _text(form.get("faq_answer"))
+        if question or answer:
+            if not question:
+                errors["faq_question"] = visit.gettext("Indiquez la question.")
+            if not answer:
+                errors["faq_answer"] = visit.gettext("Indiquez la réponse.")
+            taken = {entry["id"] for entry in faq}
+            number = len(faq) + 1
+            while f"{body.get('id') or (current or {}).get('id')}-faq-{number}" in taken:
+                number += 1
+            faq.append({"id": f"{body.get('id') or (current or {}).get('id')}-faq-{number}",
+                        "question": {"fr": question}, "answer": {"fr": answer}})
+        body["faq"] = faq
+        if current is not None:
+            for kept in ("assignment_policy", "closure_expiry_days"):
+                body[kept] = current.get(kept)
+        return body, errors
+
+    def _api_errors(self, visit: Visit, answer: Answer) -> dict[str, str]:
+        """The refusal's messages next to the form's fields (the API's own words)."""
+        found: dict[str, str] = {}
+        for name, messages in answer.errors.items():
+            target = FIELDS.get(name.split(".")[0], "_form")
+            found[target] = visit.gettext("Refusé : {detail}", detail=" ".join(map(str, messages)))
+        if not found:
+            found["_form"] = answer.detail and visit.gettext("Refusé : {detail}", detail=answer.detail) or \
+                _refusal(visit, answer)
+        return found
+
+    @page("POST", "/console/admin/categories")
+    def console_add_category(self, visit: Visit) -> Response:
+        identity = self._admin(visit)
+        visit.check_csrf()
+        form = visit.request.form
+        body, errors = self._body(visit, form, None)
+        if errors:
+            return self._categories_page(visit, values=dict(form), errors=errors, status=422)
+        answer = self.portal.backend.save_category(identity, None, body, form.get("idem") or None)
+        if not answer.ok:
+            return self._categories_page(visit, values=dict(form), errors=self._api_errors(visit, answer), status=422)
+        log.info("category added", category=body["id"], by=identity.login)
+        visit.session.say("success", visit.gettext("La catégorie « {label} » est ajoutée.", label=body["label"]["fr"]))
+        return redirect("/console/admin/categories")
+
+    def _form_of(self, visit: Visit, category_id: str) -> dict[str, Any]:
+        """The stored category in both languages, from its French and English readings."""
+        identity = visit.person()
+        backend = self.portal.backend
+        fr, en = backend.together(lambda: backend.category(identity, category_id, "fr"),
+                                  lambda: backend.category(identity, category_id, "en"))
+        english = {entry["id"]: entry for entry in en.get("faq") or []}
+
+        def both(french: str, other: str | None) -> dict[str, str]:
+            # Routing answers the French text where there is no English one.
+            return {"fr": french, **({"en": other} if other and other != french else {})}
+
+        return {
+            "id": fr["id"], "label": both(fr["label"], en.get("label")), "parent_id": fr.get("parent_id"),
+            "department_id": fr.get("department_id"), "assignment_policy": fr.get("assignment_policy"),
+            "closure_expiry_days": fr.get("closure_expiry_days"), "children": fr.get("children") or [],
+            "faq": [{"id": f["id"], "question": both(f["question"], english.get(f["id"], {}).get("question")),
+                     "answer": both(f["answer"], english.get(f["id"], {}).get("answer"))}
+                    for f in fr.get("faq") or [] if not f.get("inherited_from")],
+        }
+
+    def _category_page(self, visit: Visit, category_id: str, *, values: dict[str, Any] | None = None,
+                       errors: dict[str, str] | None = None, status: int = 200) -> Response:
+        identity = self._admin(visit)
+        backend = self.portal.backend
+        current, tree, departments = backend.together(lambda: self._form_of(visit, category_id),
+                                                      lambda: backend.categories(identity, "fr"),
+                                                      lambda: backend.departments(identity))
+        below = {node["id"] for node, _ in flatten(current["children"])} | {category_id}
+        parents = [(node, depth) for node, depth in flatten(tree) if node["id"] not in below]
+        if values is None:
+            values = {"label_fr": current["label"]["fr"], "label_en": current["label"].get("en", ""),
+                      "parent_id": current["parent_id"] or "", "department_id": current["department_id"] or ""}
+        return self.portal.render(visit, "console_category.html", status=status, nav="console", category=current,
+                                  parents=parents, departments=departments, values=values, errors=errors or {},
+                                  label_of=label_of)
+
+    @page("GET", "/console/admin/categories/<category>")
+    def console_category(self, visit: Visit, category: str) -> Response:
+        return self._category_page(visit, category)
+
+    @page("POST", "/console/admin/categories/<category>")
+    def console_save_category(self, visit: Visit, category: str) -> Response:
+        identity = self._admin(visit)
+        visit.check_csrf()
+        form = visit.request.form
+        current = self._form_of(visit, category)
+        body, errors = self._body(visit, form, current)
+        if errors:
+            return self._category_page(visit, category, values=dict(form), errors=errors, status=422)
+        answer = self.portal.backend.save_category(identity, category, body, form.get("idem") or None)
+        if answer.status == 404:
+            raise NotFound()
+        if not answer.ok:
+            return self._category_page(visit, category, values=dict(form), errors=self._api_errors(visit, answer),
+                                       status=422)
+        visit.session.say("success", visit.gettext("La catégorie « {label} » est enregistrée.",
+                                                   label=body["label"]["fr"]))
+        return redirect(f"/console/admin/categories/{quote(category, safe='')}")
+
+    @page("POST", "/console/admin/categories/<category>/delete")
+    def console_delete_category(self, visit: Visit, category: str) -> Response:
+        identity = self._admin(visit)
+        visit.check_csrf()
+        answer = self.portal.backend.delete_category(identity, category)
+        if answer.status == 404:
+            raise NotFound()
+        if not answer.ok:
+            message = visit.gettext("La catégorie n'est pas supprimée : {detail}", detail=answer.detail)
+            return self._category_page(visit, category, errors={"_delete": message},
+                                       status=409 if answer.status == 409 else 422)
+        visit.session.say("success", visit.gettext("La catégorie est supprimée."))
+        return redirect("/console/admin/categories")
