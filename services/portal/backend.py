@@ -250,7 +250,18 @@ class Backend:
         return self.call("routing", "PUT", f"/api/v1/departments/{_path(department)}/managers/me/availability",
                          identity, json={"available": available}, idempotency_key=key)
 
+    def save_department(self, identity: Identity, department: str, body: dict[str, Any], key: str | None) -> Answer:
+        return self.call("routing", "PUT", f"/api/v1/departments/{_path(department)}", identity, json=body,
+                         idempotency_key=key)
+
     # -- escalation
+
+    def establishment(self, identity: Identity, uai: str) -> Answer:
+        return self.call("escalation", "GET", f"/api/v1/establishments/{_path(uai)}/escalation", identity)
+
+    def save_establishment(self, identity: Identity, uai: str, body: dict[str, Any], key: str | None) -> Answer:
+        return self.call("escalation", "PUT", f"/api/v1/establishments/{_path(uai)}/escalation", identity,
+                         json=body, idempotency_key=key)
 
     def escalations(self, identity: Identity, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         """The escalations the person handles; ``[]`` when the service refuses (not a

@@ -25,6 +25,7 @@ log = structlog.stdlib.get_logger("guichet.portal.console_admin")
 
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 # The API's field (first part of its dotted name) -> the form's field.
+POLICIES = ("none", "round_robin", "least_loaded")
 FIELDS = {"id": "id", "label": "label_fr", "parent_id": "parent_id", "department_id": "department_id",
           "faq": "faq_question"}
 
@@ -190,3 +191,127 @@ class ConsoleAdminPages(ConsolePages):
                                        status=409 if answer.status == 409 else 422)
         visit.session.say("success", visit.gettext("La catégorie est supprimée."))
         return redirect("/console/admin/categories")
+
+    # -- departments
+
+    @page("GET", "/console/admin/departments")
+    def console_departments(self, visit: Visit) -> Response:
+        identity = self._admin(visit)
+        departments = self.portal.backend.departments(identity)
+        uai = (visit.request.args.get("uai") or "").strip().upper()
+        if uai:
+            return redirect(f"/console/admin/establishments/{quote(uai, safe='')}")
+        return self.portal.render(visit, "console_departments.html", nav="console", departments=departments,
+                                  label_of=label_of)
+
+    def _department_page(self, visit: Visit, department_id: str, *, errors: dict[str, str] | None = None,
+                         status: int = 200) -> Response:
+        identity = self._admin(visit)
+        department = self.portal.backend.department(identity, department_id)
+        return self.portal.render(visit, "console_department.html", status=status, nav="console",
+                                  department=department, policies=POLICIES, errors=errors or {}, label_of=label_of)
+
+    @page("GET", "/console/admin/departments/<department>")
+    def console_department(self, visit: Visit, department: str) -> Response:
+        return self._department_page(visit, department)
+
+    @page("POST", "/console/admin/departments/<department>")
+    def console_save_department(self, visit: Visit, department: str) -> Response:
+        identity = self._admin(visit)
+        visit.check_csrf()
+        form = visit.request.form
+        current = self.portal.backend.department(identity, department)
+        errors: dict[str, str] = {}
+        label_fr, label_en = _text(form.get("label_fr")), _text(form.get("label_en"))
+        if not label_fr:
+            errors["label_fr"] = visit.gettext("Indiquez le libellé en français.")
+        policy = form.get("assignment_policy")
+        if policy not in POLICIES:
+            errors["assignment_policy"] = visit.gettext("Choisissez une règle d'attribution.")
+        days_text = _text(form.get("closure_expiry_days"))
+        days = int(days_text) if days_text.isdigit() else None
+        if days_text and (days is None or not 1 <= days <= 3650):
+            errors["closure_expiry_days"] = visit.gettext("Un nombre de jours entre 1 et 3650.")
+        removed = set(form.getlist("remove_manager"))
+        available = set(form.getlist("available"))
+        managers = []
+        for index, m in enumerate(current.get("managers") or []):
+            if str(index) in removed:
+                continue
+            managers.append({k: v for k, v in {**m, "available": str(index) in available}.items() if v is not None})
+        new_user = _text(form.get("new_user"))
+        if new_user:
+            added = {"user": new_user, "available": True}
+            for name in ("name", "email", "establishment"):
+                if _text(form.get(f"new_{name}")):
+                    added[name] = _text(form.get(f"new_{name}"))
+            managers.append(added)
+        if errors:
+            return self._department_page(visit, department, errors=errors, status=422)
+        body = {"label": {"fr": label_fr, **({"en": label_en} if label_en else {})},
+                "per_establishment": current.get("per_establishment", False), "assignment_policy": policy,
+                "closure_expiry_days": days, "escalation_enabled": form.get("escalation_enabled") == "on",
+                "managers": managers}
+        answer = self.portal.backend.save_department(identity, department, body, form.get("idem") or None)
+        if answer.status == 404:
+            raise NotFound()
+        if not answer.ok:
+            found = {}
+            for name, messages in answer.errors.items():
+                target = {"label": "label_fr", "managers": "new_user"}.get(name.split(".")[0], name.split(".")[0])
+                found[target] = visit.gettext("Refusé : {detail}", detail=" ".join(map(str, messages)))
+            found.setdefault("_form", visit.gettext("Refusé : {detail}", detail=answer.detail) if answer.detail
+                             else _refusal(visit, answer))
+            return self._department_page(visit, department, errors=found, status=422)
+        visit.session.say("success", visit.gettext("Le service « {label} » est enregistré.", label=label_fr))
+        return redirect(f"/console/admin/departments/{quote(department, safe='')}")
+
+    # -- an establishment's escalation settings
+
+    def _establishment_page(self, visit: Visit, uai: str, *, values: dict[str, Any] | None = None,
+                            errors: dict[str, str] | None = None, status: int = 200) -> Response:
+        identity = self._admin(visit)
+        backend = self.portal.backend
+        answer, departments = backend.together(lambda: backend.establishment(identity, uai),
+                                               lambda: backend.departments(identity))
+        if not answer.ok:
+            raise PageError(404 if answer.status in (404, 422) else answer.status,
+                            visit.gettext("Cet établissement est inconnu : {detail}", detail=answer.detail))
+        settings = answer.body
+        values = values or {"enabled": settings.get("enabled"), "support_department_id":
+                            settings.get("support_department_id"),
+                            "first_response_hours": settings.get("first_response_hours") or ""}
+        return self.portal.render(visit, "console_establishment.html", status=status, nav="console", uai=uai,
+                                  settings=settings, values=values, errors=errors or {},
+                                  departments=[d for d in departments if not d.get("per_establishment")],
+                                  label_of=label_of)
+
+    @page("GET", "/console/admin/establishments/<uai>")
+    def console_establishment(self, visit: Visit, uai: str) -> Response:
+        return self._establishment_page(visit, uai)
+
+    @page("POST", "/console/admin/establishments/<uai>")
+    def console_save_establishment(self, visit: Visit, uai: str) -> Response:
+        identity = self._admin(visit)
+        visit.check_csrf()
+        form = visit.request.form
+        values = {"enabled": form.get("enabled") == "on", "support_department_id": _text(form.get("support_department_id")),
+                  "first_response_hours": _text(form.get("first_response_hours"))}
+        errors: dict[str, str] = {}
+        hours = values["first_response_hours"]
+        if hours and not hours.isdigit():
+            errors["first_response_hours"] = visit.gettext("Un nombre d'heures.")
+        if not values["support_department_id"]:
+            errors["support_department_id"] = visit.gettext("Choisissez le support central.")
+        if errors:
+            return self._establishment_page(visit, uai, values=values, errors=errors, status=422)
+        body = {"enabled": values["enabled"], "support_department_id": values["support_department_id"],
+                "first_response_hours": int(hours) if hours else None}
+        answer = self.portal.backend.save_establishment(identity, uai, body, form.get("idem") or None)
+        if not answer.ok:
+            found = {name.split(".")[0]: visit.gettext("Refusé : {detail}", detail=" ".join(map(str, messages)))
+                     for name, messages in answer.errors.items()}
+            found.setdefault("_form", visit.gettext("Refusé : {detail}", detail=answer.detail))
+            return self._establishment_page(visit, uai, values=values, errors=found, status=422)
+        visit.session.say("success", visit.gettext("Les réglages de l'établissement {uai} sont enregistrés.", uai=uai))
+        return redirect(f"/console/admin/establishments/{quote(uai, safe='')}")

@@ -76,3 +76,51 @@ def test_a_used_category_is_not_deleted_and_a_rename_shows(stack: Stack, browser
     browser.sign_in(*ALICE)
     browser.open("/tickets/new")
     assert "Visioconférence (BBB)" in browser.text("#category-tree")
+
+
+def test_an_admin_edits_a_department_and_an_establishments_escalation(stack: Stack, browser: Browser):
+    browser.sign_in(*ROOT, admin=True)
+    browser.open("/console")
+    browser.click_and_wait(browser.driver.find_element(By.PARTIAL_LINK_TEXT, "Les services"))
+    assert browser.path == "/console/admin/departments"
+    browser.check_page("console-admin-departments")
+    before = [m["user"] for m in stack.api("GET", "routing", "/api/v1/departments/triage", "root",
+                                           admin=True).json()["managers"]]
+    browser.click_and_wait(browser.driver.find_element(By.LINK_TEXT, "Tri des demandes"))
+    browser.find("#dep-assignment_policy option[value='round_robin']").click()
+    browser.fill("#dep-new_user", "cfaure")
+    browser.fill("#dep-new_name", "Camille Faure")
+    browser.fill("#dep-new_email", "camille.faure@univ.example")
+    browser.press("Enregistrer le service")
+    assert "Le service « Tri des demandes » est enregistré." in browser.text(".notice-success")
+    browser.check_page("console-admin-department")
+    team = stack.api("GET", "routing", "/api/v1/departments/triage", "root", admin=True).json()
+    assert team["assignment_policy"] == "round_robin"
+    users = [m["user"] for m in team["managers"]]
+    assert sorted(users) == sorted([*before, "cfaure"])
+    row = users.index("cfaure")  # the page lists the managers in the API's order
+    # Camille unavailable, then removed again: the table's checkboxes.
+    browser.find(f"input[name='available'][value='{row}']").click()
+    browser.press("Enregistrer le service")
+    team = stack.api("GET", "routing", "/api/v1/departments/triage", "root", admin=True).json()
+    assert [m["available"] for m in team["managers"] if m["user"] == "cfaure"] == [False]
+    browser.find(f"input[name='remove_manager'][value='{row}']").click()
+    browser.find("#dep-assignment_policy option[value='none']").click()
+    browser.press("Enregistrer le service")
+    team = stack.api("GET", "routing", "/api/v1/departments/triage", "root", admin=True).json()
+    assert sorted(m["user"] for m in team["managers"]) == sorted(before) and team["assignment_policy"] == "none"
+
+    browser.open("/console/admin/departments")
+    browser.fill("#uai", "0540001A")
+    browser.press("Voir les réglages")
+    assert browser.path == "/console/admin/establishments/0540001A"
+    browser.fill("#est-first_response_hours", "douze")
+    browser.press("Enregistrer les réglages")
+    assert "Un nombre d'heures." in browser.text("#est-first_response_hours-error")
+    browser.fill("#est-first_response_hours", "24")
+    browser.press("Enregistrer les réglages")
+    assert "sont enregistrés" in browser.text(".notice-success")
+    browser.check_page("console-admin-establishment")
+    settings = stack.api("GET", "escalation", "/api/v1/establishments/0540001A/escalation", "root", admin=True).json()
+    assert settings["first_response_hours"] == 24 and settings["enabled"] is True
+    assert settings["support_department_id"] == "support-ent"
