@@ -336,7 +336,7 @@ class ConsolePages(PortalPages):
         return self._done(visit, answer.body, visit.gettext("Votre commentaire interne est ajouté (invisible pour"
                                                             " le demandeur)."))
 
-    def _body(self, visit: Visit, action: str) -> tuple[dict[str, Any], dict[str, str]]:
+    def _action_body(self, visit: Visit, action: str) -> tuple[dict[str, Any], dict[str, str]]:
         """The API body of ``action`` from the form, or the form's errors."""
         form = visit.request.form
         fields, required, _ = ACTIONS[action]
@@ -369,7 +369,7 @@ class ConsolePages(PortalPages):
         backend = self.portal.backend
         if action in COMBINED:
             second, message = COMBINED[action]
-            body, errors = self._body(visit, second)
+            body, errors = self._action_body(visit, second)
             if errors:
                 return self._ticket_page(visit, ticket, errors={action: errors}, values=dict(form), status=422,
                                          open_action=action)
@@ -383,7 +383,7 @@ class ConsolePages(PortalPages):
             return self._done(visit, answer.body, visit.gettext(message))
         if action not in ACTIONS:
             raise PageError(404)
-        body, errors = self._body(visit, action)
+        body, errors = self._action_body(visit, action)
         if errors:
             return self._ticket_page(visit, ticket, errors={action: errors}, values=dict(form), status=422,
                                      open_action=action)

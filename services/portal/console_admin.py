@@ -57,7 +57,7 @@ class ConsoleAdminPages(ConsolePages):
     def console_categories(self, visit: Visit) -> Response:
         return self._categories_page(visit)
 
-    def _body(self, visit: Visit, form: Any, current: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, str]]:
+    def _category_body(self, visit: Visit, form: Any, current: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, str]]:
         """The category as the API takes it, from the form (and the stored one's FAQ)."""
         errors: dict[str, str] = {}
         body: dict[str, Any] = {}
@@ -108,7 +108,7 @@ class ConsoleAdminPages(ConsolePages):
         identity = self._admin(visit)
         visit.check_csrf()
         form = visit.request.form
-        body, errors = self._body(visit, form, None)
+        body, errors = self._category_body(visit, form, None)
         if errors:
             return self._categories_page(visit, values=dict(form), errors=errors, status=422)
         answer = self.portal.backend.save_category(identity, None, body, form.get("idem") or None)
@@ -165,7 +165,7 @@ class ConsoleAdminPages(ConsolePages):
         visit.check_csrf()
         form = visit.request.form
         current = self._form_of(visit, category)
-        body, errors = self._body(visit, form, current)
+        body, errors = self._category_body(visit, form, current)
         if errors:
             return self._category_page(visit, category, values=dict(form), errors=errors, status=422)
         answer = self.portal.backend.save_category(identity, category, body, form.get("idem") or None)
