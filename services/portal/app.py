@@ -171,6 +171,11 @@ class Portal:
         unread = context.pop("unread", None)
         if identity is not None and unread is None:
             unread = self.backend.unread(identity)
+        # The header's link to the console, for managers and admins (not on an error
+        # page: the service that failed may be routing itself).
+        console_link = context.pop("console_link", None)
+        if console_link is None:
+            console_link = identity is not None and self.backend.manages(identity)
         page = self.environments[visit.language].get_template(template).render(
             visit=visit, person=visit.session.person, csrf_token=visit.session.csrf, language=visit.language,
             unread=unread or 0, flash=visit.session.take_flash(), words=words, tr=visit.tr,
@@ -179,6 +184,7 @@ class Portal:
             when=lambda value: words.when(visit.tr, value, visit.language),
             size=lambda value: words.size(value, visit.language),
             development=self.settings.development, current_path=visit.request.full_path.rstrip("?"),
+            console_link=console_link,
             **context,
         )
         return Response(page, status=status, mimetype="text/html")
@@ -193,7 +199,7 @@ class Portal:
         title = visit.gettext(titles.get(status, fallback))
         try:
             response = self.render(visit, "error.html", status=status, title=title, message=message,
-                                   error_status=status, unread=0)
+                                   error_status=status, unread=0, console_link=False)
         except Exception:  # noqa: BLE001 - the error page itself must not fail
             log.exception("error page failed")
             response = Response(title, status=status, mimetype="text/plain")

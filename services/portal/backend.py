@@ -79,6 +79,7 @@ class Backend:
         self.timeout = timeout
         self.sessions: dict[str, requests.Session] = {}
         self._tokens: dict[Identity, tuple[str, float]] = {}
+        self._manages: dict[str, tuple[bool, float]] = {}
         self._lock = threading.Lock()
         for name in self.urls:
             session = requests.Session()
@@ -202,6 +203,74 @@ class Backend:
 
     def categories(self, identity: Identity, language: str) -> list[dict[str, Any]]:
         return self.found(self.call("routing", "GET", "/api/v1/categories", identity, language=language))
+
+    def category(self, identity: Identity, category: str, language: str) -> dict[str, Any]:
+        return self.found(self.call("routing", "GET", f"/api/v1/categories/{_path(category)}", identity,
+                                    language=language))
+
+    def save_category(self, identity: Identity, category: str | None, body: dict[str, Any], key: str | None) -> Answer:
+        """A new category (``category`` None) or the whole of an existing one (admins)."""
+        if category is None:
+            return self.call("routing", "POST", "/api/v1/categories", identity, json=body, idempotency_key=key)
+        return self.call("routing", "PUT", f"/api/v1/categories/{_path(category)}", identity, json=body,
+                         idempotency_key=key)
+
+    def delete_category(self, identity: Identity, category: str) -> Answer:
+        return self.call("routing", "DELETE", f"/api/v1/categories/{_path(category)}", identity)
+
+    def departments(self, identity: Identity) -> list[dict[str, Any]]:
+        """The departments the person manages (all of them for an admin); ``[]`` for
+        anybody else (routing answers 403)."""
+        answer = self.call("routing", "GET", "/api/v1/departments", identity)
+        if answer.status == 403:
+            return []
+        return self.found(answer)
+
+    def manages(self, identity: Identity) -> bool:
+        """Whether the header shows the console's link: an admin, or a manager of a
+        department. Remembered a minute per person: every page's header asks."""
+        now = time.time()
+        cached = self._manages.get(identity.login)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        try:
+            value = identity.is_admin or bool(self.departments(identity))
+        except (BackendUnavailable, NotFound):
+            return False
+        with self._lock:
+            if len(self._manages) > 10_000:
+                self._manages.clear()
+            self._manages[identity.login] = (value, now + 60)
+        return value
+
+    def department(self, identity: Identity, department: str) -> dict[str, Any]:
+        return self.found(self.call("routing", "GET", f"/api/v1/departments/{_path(department)}", identity))
+
+    def set_availability(self, identity: Identity, department: str, available: bool, key: str | None) -> Answer:
+        return self.call("routing", "PUT", f"/api/v1/departments/{_path(department)}/managers/me/availability",
+                         identity, json={"available": available}, idempotency_key=key)
+
+    def save_department(self, identity: Identity, department: str, body: dict[str, Any], key: str | None) -> Answer:
+        return self.call("routing", "PUT", f"/api/v1/departments/{_path(department)}", identity, json=body,
+                         idempotency_key=key)
+
+    # -- escalation
+
+    def establishment(self, identity: Identity, uai: str) -> Answer:
+        return self.call("escalation", "GET", f"/api/v1/establishments/{_path(uai)}/escalation", identity)
+
+    def save_establishment(self, identity: Identity, uai: str, body: dict[str, Any], key: str | None) -> Answer:
+        return self.call("escalation", "PUT", f"/api/v1/establishments/{_path(uai)}/escalation", identity,
+                         json=body, idempotency_key=key)
+
+    def escalations(self, identity: Identity, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """The escalations the person handles; ``[]`` when the service refuses (not a
+        referent nor the central support)."""
+        answer = self.call("escalation", "GET", "/api/v1/escalations", identity, params=dict(params or {}))
+        if answer.status in (403, 422):
+            return []
+        body = self.found(answer)
+        return body.get("items", []) if isinstance(body, dict) else body
 
     # -- notifier
 

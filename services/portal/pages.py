@@ -268,14 +268,17 @@ class PortalPages:
         if ticket.get("department"):
             labels[f"department:{ticket['department']['id']}"] = ticket["department"]["label"]
         entries = [words.history_entry(visit.tr, event, visit.language, labels) for event in history]
+        for entry, role in zip(entries, words.roles(history, ticket), strict=True):
+            entry["role"] = visit.gettext(role) if role else None
         owner_tickets: list[dict[str, Any]] = []
         requester = ticket.get("requester") or {}
         if requester.get("id") == identity.login:
             owner_tickets = [t for t in mine["items"] if t["id"] != ticket["id"]][:5]
         watching = any((w or {}).get("id") == identity.login for w in ticket.get("watchers") or [])
+        actions = set(ticket.get("allowed_actions") or [])
         return self.portal.render(
             visit, template, status=status, ticket=ticket, history=entries, owner_tickets=owner_tickets,
-            actions=set(ticket.get("allowed_actions") or []), errors=errors or {}, values=values or {},
+            actions=actions, errors=errors or {}, values=values or {}, **self.manager_context(visit, ticket, actions),
             watching=watching, open_action=open_action, is_requester=requester.get("id") == identity.login,
             unread=unread,
             pending_question=_latest(ticket, history, "pending_question", "WAITING_FOR_INFO", "InformationRequested",
@@ -283,6 +286,10 @@ class PortalPages:
             proposed_resolution=_latest(ticket, history, "proposed_resolution", "CLOSURE_REQUESTED",
                                         "ClosureRequested", "resolution"),
         )
+
+    def manager_context(self, visit: Visit, ticket: dict[str, Any], actions: set[str]) -> dict[str, Any]:
+        """What the ticket page's manager actions need (the console adds it)."""
+        return {"managers": [], "categories": []}
 
     @page("GET", "/tickets/<ticket>")
     def ticket_page(self, visit: Visit, ticket: str) -> Response:

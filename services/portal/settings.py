@@ -35,6 +35,7 @@ class PortalSettings:
     backend_urls: dict[str, str]
     backend_timeout: float
     max_upload_bytes: int
+    console_poll_seconds: int = 15
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PortalSettings:
@@ -58,4 +59,6 @@ class PortalSettings:
             backend_urls={name: env.get(var, default).rstrip("/") for name, (var, default) in BACKENDS.items()},
             backend_timeout=float(env.get("PORTAL_BACKEND_TIMEOUT", 10)),
             max_upload_bytes=int(env.get("MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024)),
+            # How often a console queue asks for its rows again (htmx polling).
+            console_poll_seconds=max(1, int(env.get("PORTAL_CONSOLE_POLL_SECONDS", 15))),
         )

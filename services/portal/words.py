@@ -150,6 +150,49 @@ SENTENCES = {
 }
 UNKNOWN = N_("{actor} : {type}.")
 
+ROLES = {"requester": N_("demandeur"), "invitee": N_("invité(e)"), "referent": N_("référent"),
+         "support": N_("support"), "manager": N_("gestionnaire")}
+# The events whose author the thread names by role (who wrote each message).
+AUTHORED = {"CommentAdded", "InformationRequested", "InformationProvided", "ClosureRequested",
+            "ClosureRefused", "EscalationRequested", "TicketReturnedToReferent", "TicketRefused"}
+
+
+def roles(history: list[dict[str, Any]], ticket: dict[str, Any]) -> list[str | None]:
+    """Per history event, the role of its author in the thread (``ROLES``' French text),
+    for the messages people write: the requester, an invitee, a referent, the central
+    support, or a manager. A ticket escalated to the support tells the two teams apart by
+    the team in charge when each wrote (a referent keeps their role after the escalation)."""
+    requester = (ticket.get("requester") or {}).get("id")
+    invitees = {(u or {}).get("id") for u in ticket.get("invitees") or []}
+    escalated_from = {(e.get("data") or {}).get("referent_department_id") for e in history
+                      if e.get("type") == "TicketEscalated"}
+    department: str | None = None
+    referents: set[str] = set()
+    found: list[str | None] = []
+    for event in history:
+        data = event.get("data") or {}
+        kind = event.get("type")
+        actor = event.get("actor") or {}
+        who = actor.get("id")
+        role: str | None = None
+        if kind in AUTHORED and actor.get("kind") != "system" and who:
+            if who == requester:
+                role = "requester"
+            elif who in invitees:
+                role = "invitee"
+            elif who in referents or (department in escalated_from and department is not None):
+                role = "referent"
+                referents.add(who)
+            elif escalated_from - {None}:
+                role = "support"
+            else:
+                role = "manager"
+        if kind in ("TicketRouted", "TicketEscalated", "TicketReturnedToReferent", "TicketMoved") and \
+                data.get("department_id"):
+            department = data["department_id"]
+        found.append(ROLES[role] if role else None)
+    return found
+
 
 def history_entry(tr: Translations, event: dict[str, Any], language: str,
                   labels: dict[str, str]) -> dict[str, Any]:

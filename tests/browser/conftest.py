@@ -118,6 +118,8 @@ def stack(request: pytest.FixtureRequest, database_url: str, pool: Any, rabbit_m
         "NOTIFIER_POLL_INTERVAL": "0.3", "NOTIFIER_RETRY_BASE": "0.2", "NOTIFIER_RETRY_MAX": "1",
         "ATTACHMENTS_DIR": str(scratch / "attachments"), "LOG_FORMAT": "json", "LOG_LEVEL": "info",
         "PORTAL_FRAME_ANCESTORS": "https://ent.univ.example",
+        # The console's queues refresh themselves every 15 s; the tests do not wait that long.
+        "PORTAL_CONSOLE_POLL_SECONDS": "1",
         **{f"{name.upper()}_URL": url for name, url in urls.items() if name != "portal"},
         **{f"{name.upper()}_HTTP_ADDRESS": f"127.0.0.1:{port}" for name, port in ports.items()},
         **stack_env,
@@ -323,6 +325,20 @@ def browser(stack: Stack) -> Iterator[Browser]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def portal_client(stack: Stack, login: str, name: str | None = None,
+                  establishment: str = "0540001A") -> tuple[requests.Session, str]:
+    """A plain HTTP client signed in to the portal through ``/dev/sign-in``; its CSRF token."""
+    client = requests.Session()
+    form = client.get(stack.portal + "/dev/sign-in", timeout=10)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+    done = client.post(stack.portal + "/dev/sign-in", timeout=10, allow_redirects=False,
+                       data={"login": login, "name": name or login, "establishment": establishment,
+                             "csrf_token": token})
+    assert done.status_code == 303, done.text
+    home = client.get(stack.portal + "/", timeout=10)
+    return client, re.search(r'name="csrf_token" value="([^"]+)"', home.text).group(1)
 
 
 def wait_for(predicate: Any, timeout: float = 20.0, what: str = "condition") -> Any:
