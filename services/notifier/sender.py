@@ -48,7 +48,7 @@ from eventlet.greenpool import GreenPool
 from eventlet.semaphore import Semaphore
 
 from services.notifier.storage import EMAILS_CHANNEL
-from shared import db
+from shared import db, tracing
 
 log = structlog.stdlib.get_logger("guichet.notifier.sender")
 
@@ -292,7 +292,8 @@ class MailSender:
             # NO KEY UPDATE: as exclusive between senders as FOR UPDATE, but lets the
             # attempt's row (which references this one) be committed from log_conn.
             row = conn.execute(
-                "SELECT id, event_id, ticket_id, recipient_id, to_address, message_id, message, attempts FROM notifier.emails"
+                "SELECT id, event_id, ticket_id, recipient_id, to_address, message_id, message, attempts, traceparent"
+                " FROM notifier.emails"
                 " WHERE status = 'pending' AND next_attempt_at <= clock_timestamp()"
                 " ORDER BY next_attempt_at, id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED"
             ).fetchone()
@@ -300,7 +301,10 @@ class MailSender:
                 return False
             attempt = self._start_attempt(log_conn, row)
             try:
-                transport.send(self.sender, row["to_address"], row["message_id"], bytes(row["message"]))
+                with tracing.span("smtp send", kind=tracing.SpanKind.CLIENT, parent=row["traceparent"],
+                                  attributes={"guichet.email_id": row["id"], "guichet.attempt": attempt,
+                                              "guichet.event_id": str(row["event_id"])}):
+                    transport.send(self.sender, row["to_address"], row["message_id"], bytes(row["message"]))
             except PermanentFailure as exc:
                 outcome, error = "failed", str(exc)
             except TransientFailure as exc:
