@@ -234,53 +234,6 @@ class ProblemWsgiApp(WsgiApp):
             # touching a dependency, so busy workers or a database away never make
             # Kubernetes restart a healthy pod.
             return json_response({"status": "ok"})(environ, start_response)
-        if environ.get("PATH_INFO") == "/metrics" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
-            from shared.metrics import metrics_response  # no worker either: a scrape must not queue
-
-            return metrics_response(self.server.container)(environ, start_response)
-        return self.observed(environ, start_response)
-
-    def observed(self, environ: dict[str, Any], start_response: Any) -> Any:
-        """Answer the request within its span and its correlation id (the caller's
-        ``X-Correlation-Id`` or a new one, echoed in the response), then log one
-        structured access line (the WSGI server's own line is off)."""
-        correlation_id = tracing.sane_correlation_id(environ.get("HTTP_X_CORRELATION_ID")) or tracing.new_correlation_id()
-        environ["HTTP_X_CORRELATION_ID"] = correlation_id  # the handlers read the header
-        method, path = environ.get("REQUEST_METHOD", "?"), environ.get("PATH_INFO", "")
-        started = time.perf_counter()
-        answer: dict[str, Any] = {"status": 0, "route": None}
-
-        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            answer["status"] = int(status.split(" ", 1)[0])
-            headers = [h for h in headers if h[0].lower() != "x-correlation-id"]
-            headers.append(("X-Correlation-Id", correlation_id))
-            return start_response(status, headers, exc_info) if exc_info is not None else start_response(status, headers)
-
-        parent = tracing.propagate.extract({k[5:].lower().replace("_", "-"): v for k, v in environ.items()
-                                            if k in ("HTTP_TRACEPARENT", "HTTP_TRACESTATE")})
-        with tracing.tracer.start_as_current_span(
-            f"{method} {path}", context=parent, kind=tracing.SpanKind.SERVER,
-            attributes={"http.request.method": method, "url.path": path},
-        ) as span, tracing.correlation(correlation_id):
-            environ["guichet.traceparent"] = tracing.current_traceparent()
-            environ["guichet.answer"] = answer
-            try:
-                return self.received(environ, start)
-            finally:
-                route = answer["route"] or "unmatched"
-                span.update_name(f"{method} {route}")
-                span.set_attribute("http.route", route)
-                span.set_attribute("http.response.status_code", answer["status"])
-                if answer["status"] >= 500:
-                    span.set_status(tracing.Status(tracing.StatusCode.ERROR))
-                duration = time.perf_counter() - started
-                from shared.metrics import observe_request
-
-                observe_request(self.server.container.service_name, method, route, answer["status"], duration)
-                log.info("request", method=method, path=path, route=route, status=answer["status"],
-                         duration_ms=round(duration * 1000, 1), client=environ.get("REMOTE_ADDR"))
-
-    def received(self, environ: dict[str, Any], start_response: Any) -> Any:
         if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
             # eventlet decodes chunked bodies but does not say so; without this flag
             # werkzeug would hand the application an empty body.
@@ -299,8 +252,6 @@ class ProblemWsgiApp(WsgiApp):
         adapter = self.url_map.bind_to_environ(environ)
         try:
             provider, values = adapter.match()
-            if isinstance(answer := environ.get("guichet.answer"), dict):
-                answer["route"] = provider.url  # the rule, not the path: bounded label values
             if bad := _unstorable_text(values):
                 response = problem(400, f"the path is not acceptable: {UNSTORABLE}")
             elif bad := _unstorable_text({k: v for k, v in request.args.lists()}):
@@ -311,6 +262,70 @@ class ProblemWsgiApp(WsgiApp):
         except HTTPException as exc:
             response = problem(exc.code or 500, exc.description or "", headers=_allow(exc))
         return response(environ, start_response)
+
+
+class Observed:
+    """Around every service's WSGI application (the portal's too): ``/metrics``
+    answered here, without a worker (``shared.metrics``); every other request
+    answered within its span and its correlation id (the caller's
+    ``X-Correlation-Id`` or a new one, echoed in the response), then logged as one
+    structured line (method, path, route, status, duration, correlation id) in
+    place of the WSGI server's Apache-style line, and counted by route and status."""
+
+    QUIET = frozenset({"/healthz"})  # the kubelet's every few seconds: not worth a line each
+
+    def __init__(self, app: Any, server: Any, url_map: Any) -> None:
+        self.app = app
+        self.server = server
+        self.url_map = url_map
+
+    def route(self, environ: dict[str, Any]) -> str:
+        """The URL rule the request matches (bounded label values), or ``unmatched``."""
+        try:
+            provider, _ = self.url_map.bind_to_environ(environ).match()
+            return str(provider.url)
+        except HTTPException:
+            return "unmatched"
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "?")
+        if path == "/metrics" and method in ("GET", "HEAD"):
+            from shared.metrics import metrics_response
+
+            return metrics_response(self.server.container)(environ, start_response)
+        if path in self.QUIET:
+            return self.app(environ, start_response)
+        correlation_id = tracing.sane_correlation_id(environ.get("HTTP_X_CORRELATION_ID")) or tracing.new_correlation_id()
+        environ["HTTP_X_CORRELATION_ID"] = correlation_id  # the handlers read the header
+        started = time.perf_counter()
+        answer = {"status": 0}
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            answer["status"] = int(status.split(" ", 1)[0])
+            headers = [h for h in headers if h[0].lower() != "x-correlation-id"]
+            headers.append(("X-Correlation-Id", correlation_id))
+            return start_response(status, headers, exc_info) if exc_info is not None else start_response(status, headers)
+
+        parent = tracing.propagate.extract({k[5:].lower().replace("_", "-"): v for k, v in environ.items()
+                                            if k in ("HTTP_TRACEPARENT", "HTTP_TRACESTATE")})
+        route = self.route(environ)
+        with tracing.tracer.start_as_current_span(
+            f"{method} {route}", context=parent, kind=tracing.SpanKind.SERVER,
+            attributes={"http.request.method": method, "url.path": path, "http.route": route},
+        ) as span, tracing.correlation(correlation_id):
+            environ["guichet.traceparent"] = tracing.current_traceparent()  # to the worker (context data)
+            try:
+                return self.app(environ, start)
+            finally:
+                span.set_attribute("http.response.status_code", answer["status"])
+                if answer["status"] >= 500:
+                    span.set_status(tracing.Status(tracing.StatusCode.ERROR))
+                duration = time.perf_counter() - started
+                from shared.metrics import observe_request
+
+                observe_request(self.server.container.service_name, method, route, answer["status"], duration)
+                log.info("request", method=method, path=path, route=route, status=answer["status"],
+                         duration_ms=round(duration * 1000, 1), client=environ.get("REMOTE_ADDR"))
 
 
 def _env_number(name: str, default: float) -> float:
@@ -521,6 +536,7 @@ class ProblemWebServer(WebServer):
         return with_cors(ProblemWsgiApp(self), Settings.from_env().cors_allowed_origins)
 
     def get_wsgi_server(self, sock: Any, wsgi_app: Any, protocol: Any = None, debug: bool = False) -> Any:
+        wsgi_app = Observed(wsgi_app, self, self.make_url_map())
         server = super().get_wsgi_server(sock, wsgi_app, **({"protocol": protocol} if protocol else {}), debug=debug)
         server.socket_timeout = _env_number("HTTP_READ_TIMEOUT", 15.0)
         server.keepalive = _env_number("HTTP_IDLE_TIMEOUT", 30.0)

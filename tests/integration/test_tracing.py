@@ -5,6 +5,8 @@ collected by an in-memory exporter installed as the process's tracer provider.""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import requests
 from opentelemetry import trace
@@ -16,7 +18,7 @@ from services.notifier.service import NotifierService
 from services.routing.service import RoutingService
 from services.tickets.service import TicketsService
 from shared import db
-from shared.tracing import configure_tracing
+from shared.tracing import configure_tracing, instrument_psycopg
 from tests.e2e.conftest import ALICE, SECRET, Api
 from tests.helpers import SmtpServer, free_port, load_routing, wait_until
 from tests.integration.test_notifier_delivery import NOTIFIER_TABLES, notifier_config
@@ -33,7 +35,7 @@ _EXPORTER = InMemorySpanExporter()
 
 
 @pytest.fixture(scope="module")
-def spans() -> InMemorySpanExporter:
+def spans() -> Iterator[InMemorySpanExporter]:
     # The global provider can be set once per process: every test module shares it.
     if not isinstance(trace.get_tracer_provider(), TracerProvider):
         provider = TracerProvider()
@@ -42,8 +44,15 @@ def spans() -> InMemorySpanExporter:
     assert isinstance(provider, TracerProvider)
     if not getattr(provider, "_guichet_test_exporter", None):
         provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+        instrument_psycopg()  # as configure_tracing does: a span per SQL statement
         provider._guichet_test_exporter = _EXPORTER  # type: ignore[attr-defined]
-    return provider._guichet_test_exporter  # type: ignore[attr-defined]
+    yield provider._guichet_test_exporter  # type: ignore[attr-defined]
+    # The rest of the suite runs without SQL spans, and keeps no more spans in memory.
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+
+    PsycopgInstrumentor().uninstrument()
+    _EXPORTER.clear()
+    _EXPORTER.shutdown()
 
 
 @pytest.fixture
@@ -164,6 +173,13 @@ def test_one_trace_from_post_tickets_to_the_acknowledgement_email(guichet, ticke
     sent = [s for s in named("smtp send") if s.context.trace_id == trace_id]
     assert sent, "the SMTP send is not in the request's trace"
     assert any(n in ancestors(sent[0]) for n in notified)
+    # The SQL statements are spans too: the append of TicketSubmitted (one WITH ... INSERT
+    # statement) under the HTTP request's worker.
+    worker = [s for s in finished("tickets.create_ticket")]
+    sql = [s for s in spans.get_finished_spans() if s.context.trace_id == trace_id
+           and s.attributes.get("db.system") == "postgresql"]
+    assert any(worker[0] in ancestors(s) and "events" in str(s.attributes.get("db.statement", "")) for s in sql), \
+        [s.name for s in sql]
     # Each event of the stream carries the trace context it was written in.
     events = stream_events(tickets_db, ticket_id)
     assert all(int(e["metadata"]["traceparent"].split("-")[1], 16) == trace_id for e in events)
