@@ -191,3 +191,47 @@ def test_tracing_is_off_unless_an_otlp_endpoint_is_configured():
                                          "OTEL_SDK_DISABLED": "true"}) is False
     assert configure_tracing("tickets", {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4318",
                                          "OTEL_TRACES_EXPORTER": "none"}) is False
+
+
+def test_with_an_otlp_endpoint_spans_are_exported_over_http():
+    """configure_tracing from the OTEL_* variables, in a process of its own (the tracer
+    provider is set once per process), exporting to a tiny OTLP/HTTP receiver here."""
+    import http.server
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    received: list[tuple[str, str, bytes]] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, self.headers["Content-Type"], body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    script = (
+        "from opentelemetry import trace\n"
+        "from shared.tracing import configure_tracing\n"
+        "assert configure_tracing('tickets')\n"
+        "with trace.get_tracer('t').start_as_current_span('hello-otlp'): pass\n"
+        "trace.get_tracer_provider().force_flush()\n"
+    )
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_port}"}
+    env.pop("OTEL_SDK_DISABLED", None)
+    try:
+        result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        [(path, content_type, body)] = received
+        assert path == "/v1/traces" and content_type == "application/x-protobuf"
+        assert b"hello-otlp" in body and b"guichet-tickets" in body
+    finally:
+        server.shutdown()
