@@ -84,6 +84,10 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     except IdentityMisconfigured:
         return 1
     config.setup(settings.nameko_config())
+    from shared.tracing import configure_tracing
+
+    # One process, one resource: named after its services (OTEL_SERVICE_NAME overrides).
+    configure_tracing("+".join(names))
     runner = ServiceRunner()
     for name in names:
         runner.add_service(available[name])

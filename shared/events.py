@@ -327,3 +327,6 @@ class EventMessageSchema(Schema):
     ticket = fields.Nested(TicketSummarySchema, required=True)
     # Everyone who may see the ticket right after the event; absent from older messages.
     audience = fields.List(fields.Nested(AudienceMember), load_default=None, allow_none=True)
+    # The W3C trace context of the command that wrote the event (shared.tracing); absent
+    # when tracing is off and from older messages.
+    traceparent = fields.Str(load_default=None, allow_none=True)

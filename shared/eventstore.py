@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -20,6 +20,8 @@ from uuid import UUID, uuid4
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
+
+from shared.tracing import current_traceparent
 
 
 class ConcurrencyError(Exception):
@@ -108,6 +110,11 @@ class EventStore:
             return []
         params: dict[str, Any] = {"ev_stream": stream_id, "ev_channel": self.notify_channel}
         rows, messages = [], []
+        # The trace context of the append goes with each event (its metadata) and with
+        # its message, so the relay's publish continues the trace that wrote it.
+        traceparent = current_traceparent()
+        if traceparent:
+            events = [_with_traceparent(event, traceparent) for event in events]
         for i, event in enumerate(events):
             params.update({
                 f"ev_id{i}": event.event_id, f"ev_version{i}": expected_version + i + 1,
@@ -180,6 +187,16 @@ class EventStore:
             batch = [_recorded(row) for row in rows]
             yield batch
             position = batch[-1].global_position
+
+
+def _with_traceparent(event: NewEvent, traceparent: str) -> NewEvent:
+    metadata = event.metadata if "traceparent" in event.metadata else {**event.metadata, "traceparent": traceparent}
+    message = event.message
+    if message is not None and "traceparent" not in message:
+        message = {**message, "traceparent": metadata["traceparent"]}
+    if metadata is event.metadata and message is event.message:
+        return event
+    return replace(event, metadata=metadata, message=message)
 
 
 def _recorded(row: Any) -> RecordedEvent:

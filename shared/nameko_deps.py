@@ -21,7 +21,7 @@ from nameko.extensions import DependencyProvider
 from nameko.web.handlers import HttpRequestHandler
 from psycopg_pool import ConnectionPool
 
-from shared import db
+from shared import db, tracing
 from shared.failures import TransientFailure, as_transient, is_transient
 from shared.outbox import OutboxRelay
 
@@ -238,7 +238,9 @@ class Rpc(nameko_rpc.Rpc):
         if exc_info is not None and is_transient(exc_info[1]):
             failure = as_transient(exc_info[1])
             exc_info = (type(failure), failure, exc_info[2])
-        return super().handle_result(message, worker_ctx, result, exc_info)
+        with tracing.span(f"{worker_ctx.service_name}.{self.method_name} reply", kind=tracing.SpanKind.PRODUCER,
+                          attributes={"rpc.system": "nameko", "guichet.error": exc_info is not None}):
+            return super().handle_result(message, worker_ctx, result, exc_info)
 
 
 rpc = Rpc.decorator
@@ -272,6 +274,7 @@ def harden_acks() -> None:
 
 
 harden_acks()
+tracing.instrument()  # a span per worker and RPC call; trace context and correlation id on every hop
 
 
 class ServiceRpc(nameko_rpc.ServiceRpc):

@@ -27,7 +27,7 @@ import psycopg
 import structlog
 from psycopg import sql
 
-from shared import db
+from shared import db, tracing
 from shared.events import EXCHANGE
 from shared.failures import is_transient
 
@@ -166,19 +166,28 @@ class OutboxRelay:
     def _publish(self, producer: kombu.Producer, row: dict[str, Any]) -> None:
         # The position is known only once the event is inserted, so it joins here.
         payload = {**row["payload"], "global_position": row["global_position"]}
-        headers = {}
-        if traceparent := row["payload"].get("traceparent"):
-            headers["traceparent"] = traceparent
-        producer.publish(
-            payload,
-            routing_key=row["routing_key"],
-            mandatory=True,
-            delivery_mode=2,
-            message_id=str(row["event_id"]),
-            correlation_id=payload.get("correlation_id"),
-            headers=headers,
-            retry=False,
-        )
+        with tracing.span(f"{row['routing_key']} publish", kind=tracing.SpanKind.PRODUCER,
+                          parent=row["payload"].get("traceparent"),
+                          attributes={"messaging.system": "rabbitmq", "messaging.operation": "publish",
+                                      "messaging.destination.name": self.exchange.name,
+                                      "guichet.event_id": str(row["event_id"])}):
+            # The publish span's context goes on: W3C's header for any consumer, and
+            # Nameko's context-data headers for ours (shared.tracing).
+            headers: dict[str, str] = {}
+            if traceparent := tracing.current_traceparent():
+                headers["traceparent"] = headers[f"nameko.{tracing.TRACEPARENT_KEY}"] = traceparent
+            if correlation_id := tracing.sane_correlation_id(payload.get("correlation_id")):
+                headers[f"nameko.{tracing.CORRELATION_KEY}"] = correlation_id
+            producer.publish(
+                payload,
+                routing_key=row["routing_key"],
+                mandatory=True,
+                delivery_mode=2,
+                message_id=str(row["event_id"]),
+                correlation_id=payload.get("correlation_id"),
+                headers=headers,
+                retry=False,
+            )
 
     def _on_return(self, exc: Exception, exchange: str, routing_key: str, message: Any) -> None:
         message_id = getattr(message, "properties", {}).get("message_id")

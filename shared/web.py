@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +24,7 @@ from nameko.web.server import WebServer, WsgiApp, parse_address
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
+from shared import tracing
 from shared.auth import Unauthenticated
 from shared.failures import TRANSIENT_TYPES, DependencyUnavailable, is_transient, retry_after
 
@@ -262,6 +264,70 @@ class ProblemWsgiApp(WsgiApp):
         return response(environ, start_response)
 
 
+class Observed:
+    """Around every service's WSGI application (the portal's too): ``/metrics``
+    answered here, without a worker (``shared.metrics``); every other request
+    answered within its span and its correlation id (the caller's
+    ``X-Correlation-Id`` or a new one, echoed in the response), then logged as one
+    structured line (method, path, route, status, duration, correlation id) in
+    place of the WSGI server's Apache-style line, and counted by route and status."""
+
+    QUIET = frozenset({"/healthz"})  # the kubelet's every few seconds: not worth a line each
+
+    def __init__(self, app: Any, server: Any, url_map: Any) -> None:
+        self.app = app
+        self.server = server
+        self.url_map = url_map
+
+    def route(self, environ: dict[str, Any]) -> str:
+        """The URL rule the request matches (bounded label values), or ``unmatched``."""
+        try:
+            provider, _ = self.url_map.bind_to_environ(environ).match()
+            return str(provider.url)
+        except HTTPException:
+            return "unmatched"
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "?")
+        if path == "/metrics" and method in ("GET", "HEAD"):
+            from shared.metrics import metrics_response
+
+            return metrics_response(self.server.container)(environ, start_response)
+        if path in self.QUIET:
+            return self.app(environ, start_response)
+        correlation_id = tracing.sane_correlation_id(environ.get("HTTP_X_CORRELATION_ID")) or tracing.new_correlation_id()
+        environ["HTTP_X_CORRELATION_ID"] = correlation_id  # the handlers read the header
+        started = time.perf_counter()
+        answer = {"status": 0}
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            answer["status"] = int(status.split(" ", 1)[0])
+            headers = [h for h in headers if h[0].lower() != "x-correlation-id"]
+            headers.append(("X-Correlation-Id", correlation_id))
+            return start_response(status, headers, exc_info) if exc_info is not None else start_response(status, headers)
+
+        parent = tracing.propagate.extract({k[5:].lower().replace("_", "-"): v for k, v in environ.items()
+                                            if k in ("HTTP_TRACEPARENT", "HTTP_TRACESTATE")})
+        route = self.route(environ)
+        with tracing.tracer.start_as_current_span(
+            f"{method} {route}", context=parent, kind=tracing.SpanKind.SERVER,
+            attributes={"http.request.method": method, "url.path": path, "http.route": route},
+        ) as span, tracing.correlation(correlation_id):
+            environ["guichet.traceparent"] = tracing.current_traceparent()  # to the worker (context data)
+            try:
+                return self.app(environ, start)
+            finally:
+                span.set_attribute("http.response.status_code", answer["status"])
+                if answer["status"] >= 500:
+                    span.set_status(tracing.Status(tracing.StatusCode.ERROR))
+                duration = time.perf_counter() - started
+                from shared.metrics import observe_request
+
+                observe_request(self.server.container.service_name, method, route, answer["status"], duration)
+                log.info("request", method=method, path=path, route=route, status=answer["status"],
+                         duration_ms=round(duration * 1000, 1), client=environ.get("REMOTE_ADDR"))
+
+
 def _env_number(name: str, default: float) -> float:
     value = os.environ.get(name, "").strip()
     return float(value) if value else default
@@ -448,6 +514,15 @@ class ProblemWebServer(WebServer):
         super().setup()
         install_worker_pools(self.container)
 
+    def context_data_from_headers(self, request: Any) -> dict[str, Any]:
+        """What the worker inherits from the request: its span and correlation id."""
+        data = {}
+        if traceparent := request.environ.get("guichet.traceparent"):
+            data[tracing.TRACEPARENT_KEY] = traceparent
+        if correlation_id := tracing.sane_correlation_id(request.environ.get("HTTP_X_CORRELATION_ID")):
+            data[tracing.CORRELATION_KEY] = correlation_id
+        return data
+
     @property
     def bind_addr(self) -> Any:
         addresses = config.get("HTTP_ADDRESSES") or {}
@@ -461,9 +536,11 @@ class ProblemWebServer(WebServer):
         return with_cors(ProblemWsgiApp(self), Settings.from_env().cors_allowed_origins)
 
     def get_wsgi_server(self, sock: Any, wsgi_app: Any, protocol: Any = None, debug: bool = False) -> Any:
+        wsgi_app = Observed(wsgi_app, self, self.make_url_map())
         server = super().get_wsgi_server(sock, wsgi_app, **({"protocol": protocol} if protocol else {}), debug=debug)
         server.socket_timeout = _env_number("HTTP_READ_TIMEOUT", 15.0)
         server.keepalive = _env_number("HTTP_IDLE_TIMEOUT", 30.0)
+        server.log_output = False  # ProblemWsgiApp logs each request as structured fields instead
         return server
 
     def process_request(self, sock: Any, address: Any) -> None:

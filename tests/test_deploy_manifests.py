@@ -173,5 +173,118 @@ def test_the_ingress_sends_every_http_path_to_the_service_serving_it(name):
     assert not wrong, f"Ingress routes of {name}'s paths go elsewhere: {wrong}"
 
 
-def test_the_shared_paths_go_to_tickets():
-    assert {path: ingress_backend(path) for path in SHARED_PATHS} == dict.fromkeys(SHARED_PATHS, "tickets")
+def test_the_public_openapi_document_is_tickets_and_probes_and_metrics_are_not_published():
+    assert ingress_backend("/api/v1/openapi.json") == "tickets"
+    unpublished = by_kind(documents(K8S / "overlays/production"), "Service")["unpublished"]
+    assert "selector" not in unpublished["spec"]  # no endpoints: the controller answers 503
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert ingress_backend(path) == "unpublished", path
+
+
+def rendered(overlay: str) -> list[dict[str, Any]]:
+    """The overlay as kustomize renders it (kubectl's built-in kustomize)."""
+    from deploy.k8s.validate import render
+
+    return render(K8S / "overlays" / overlay)
+
+
+@pytest.mark.parametrize("overlay", ["dev", "production"])
+def test_every_container_takes_the_image_of_the_images_entry(overlay):
+    images = {c["image"] for d in rendered(overlay) if d["kind"] in ("Deployment", "Job")
+              for c in d["spec"]["template"]["spec"].get("initContainers", []) + d["spec"]["template"]["spec"]["containers"]}
+    [image] = images
+    assert image.startswith("ghcr.io/univ-example/guichet")
+    if overlay == "production":
+        name, _, tag = image.partition("@")[0].rpartition(":")
+        assert "@sha256:" in image or (tag and tag != "latest"), image
+
+
+def test_the_namespace_enforces_the_restricted_pod_security_profile():
+    [namespace] = [d for d in rendered("production") if d["kind"] == "Namespace"]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+@pytest.mark.parametrize("name", ORDER)
+def test_each_service_spreads_its_replicas_and_pauses_before_stopping(name):
+    spec = by_kind(BASE, "Deployment")[name]["spec"]["template"]["spec"]
+    keys = {c["topologyKey"] for c in spec["topologySpreadConstraints"]
+            if c["labelSelector"]["matchLabels"] == {"app.kubernetes.io/name": name}}
+    assert keys == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+    pause = spec["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert 0 < pause < spec["terminationGracePeriodSeconds"]
+
+
+def test_traffic_is_denied_by_default_then_allowed_per_need():
+    policies = by_kind(BASE, "NetworkPolicy")
+    deny = policies["default-deny"]["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    production = {d["metadata"]["name"] for d in rendered("production") if d["kind"] == "NetworkPolicy"}
+    assert {"guichet-db", "guichet-rabbitmq", "guichet-db-pooler-rw", "allow-dns"} <= production
+
+
+def test_tickets_scales_on_its_cpu_too():
+    triggers = by_kind(KEDA, "ScaledObject")["tickets"]["spec"]["triggers"]
+    assert {t["type"] for t in triggers} == {"rabbitmq", "cpu"}
+
+
+def test_the_event_store_is_backed_up_with_its_wal():
+    cnpg = documents(K8S / "components/cloudnative-pg")
+    cluster = by_kind(cnpg, "Cluster")["guichet-db"]["spec"]
+    assert cluster["backup"]["barmanObjectStore"]["destinationPath"].startswith("s3://")
+    assert cluster["backup"]["barmanObjectStore"]["wal"]
+    [scheduled] = by_kind(cnpg, "ScheduledBackup").values()
+    assert scheduled["spec"]["cluster"]["name"] == "guichet-db"
+    readme = (K8S / "README.md").read_text()
+    assert "guichet rebuild-projections" in readme and "targetTime" in readme
+
+
+def test_monitoring_alerts_on_what_the_services_export():
+    import json
+
+    monitoring = documents(K8S / "components/monitoring")
+    [rule] = by_kind(monitoring, "PrometheusRule").values()
+    exprs = " ".join(r["expr"] for g in rule["spec"]["groups"] for r in g["rules"])
+    for metric in ("guichet_outbox_lag_seconds", "guichet_email_oldest_age_seconds", "guichet_dead_letters",
+                   "guichet_http_requests_total"):
+        assert metric in exprs
+    dashboard = json.loads((K8S / "components/monitoring/dashboard.json").read_text())
+    assert dashboard["panels"]
+    source = (ROOT / "shared/metrics.py").read_text()
+    for metric in re.findall(r"guichet_[a-z_]+", exprs + json.dumps(dashboard)):
+        base = re.sub(r"_(total|bucket|count|sum)$", "", metric)
+        assert f'"{base}"' in source, f"{metric} is not exported by shared/metrics.py"
+
+
+@pytest.mark.parametrize("overlay", ["dev", "production"])
+def test_both_overlays_validate_against_the_kubernetes_and_crd_schemas(overlay):
+    from deploy.k8s.validate import validate_overlay
+
+    problems, counted = validate_overlay(K8S / "overlays" / overlay)
+    assert not problems, "\n".join(problems)
+    assert counted > 20
+
+
+def test_a_typo_in_a_scaledobject_field_fails_validation(tmp_path):
+    import shutil
+
+    from deploy.k8s.validate import validate_overlay
+
+    copy = tmp_path / "k8s"
+    shutil.copytree(K8S, copy, ignore=shutil.ignore_patterns("schemas"))
+    scaled = copy / "components/keda/tickets-scaledobject.yaml"
+    scaled.write_text(scaled.read_text().replace("minReplicaCount:", "minReplicaCont:"))
+    problems, _ = validate_overlay(copy / "overlays/production", schemas=K8S / "schemas")
+    assert any("ScaledObject/tickets" in p and "minReplicaCont" in p for p in problems), problems
+
+
+def test_a_wrong_type_in_a_kubernetes_field_fails_validation(tmp_path):
+    import shutil
+
+    from deploy.k8s.validate import validate_overlay
+
+    copy = tmp_path / "k8s"
+    shutil.copytree(K8S, copy, ignore=shutil.ignore_patterns("schemas"))
+    tickets = copy / "base/tickets.yaml"
+    tickets.write_text(tickets.read_text().replace("containerPort: 8000", "containerPort: eight-thousand"))
+    problems, _ = validate_overlay(copy / "overlays/dev", schemas=K8S / "schemas")
+    assert any("Deployment/tickets" in p for p in problems), problems

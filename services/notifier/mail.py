@@ -18,6 +18,7 @@ wrong moment, carries the same id and mail clients can recognise it.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,7 +40,17 @@ from services.notifier.texts import Content
 from shared.i18n import N_, gettext
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-MESSAGE_DOMAIN = "guichet"
+def _message_domain() -> str:
+    """``MAIL_MESSAGE_ID_DOMAIN`` (the right side of every ``Message-ID``; default
+    ``guichet``). Set it once: emails already sent keep the domain they were sent with,
+    and replies thread on the ticket's root id, so changing it starts new threads."""
+    value = os.environ.get("MAIL_MESSAGE_ID_DOMAIN", "").strip() or "guichet"
+    if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", value):
+        raise ValueError(f"MAIL_MESSAGE_ID_DOMAIN must be a domain name, not {value!r}")
+    return value
+
+
+MESSAGE_DOMAIN = _message_domain()
 MAX_SUBJECT_CHARS = 150
 
 # Paths of the frontend pages the links open (under PUBLIC_URL). The approve and refuse

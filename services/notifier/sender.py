@@ -48,7 +48,7 @@ from eventlet.greenpool import GreenPool
 from eventlet.semaphore import Semaphore
 
 from services.notifier.storage import EMAILS_CHANNEL
-from shared import db
+from shared import db, tracing
 
 log = structlog.stdlib.get_logger("guichet.notifier.sender")
 
@@ -76,17 +76,33 @@ class SmtpSettings:
     tls: bool = False  # smtps:// (TLS from the start)
     username: str | None = None
     password: str | None = None
+    starttls: bool = False  # smtp+starttls:// (STARTTLS required before anything is sent)
+    ca_file: str | None = None  # SMTP_CA_FILE: trust this CA (a private relay's) instead of the system's
 
     @classmethod
-    def from_url(cls, url: str) -> SmtpSettings:
-        """``smtp://host:port`` (or ``smtps://``, optionally ``user:password@``)."""
+    def from_url(cls, url: str, ca_file: str | None = None) -> SmtpSettings:
+        """``smtp://host:port``, ``smtps://`` (TLS, port 465) or ``smtp+starttls://``
+        (port 587, STARTTLS required), optionally with ``user:password@``."""
         parts = urlsplit(url)
-        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-            raise ValueError(f"SMTP_URL must look like smtp://host:port, not {url!r}")
-        tls = parts.scheme == "smtps"
-        return cls(parts.hostname, parts.port or (465 if tls else 25), tls,
-                   unquote(parts.username) if parts.username else None,
-                   unquote(parts.password) if parts.password else None)
+        schemes = {"smtp": 25, "smtps": 465, "smtp+starttls": 587}
+        if parts.scheme not in schemes or not parts.hostname:
+            raise ValueError(f"SMTP_URL must look like smtp://host:port (or smtps://, smtp+starttls://), not {url!r}")
+        username = unquote(parts.username) if parts.username else None
+        if username and parts.scheme == "smtp":
+            # AUTH would send the password in clear: refuse it up front.
+            raise ValueError("SMTP_URL has a user and password: use smtp+starttls:// or smtps:// to send them")
+        return cls(parts.hostname, parts.port or schemes[parts.scheme], parts.scheme == "smtps", username,
+                   unquote(parts.password) if parts.password else None, parts.scheme == "smtp+starttls",
+                   ca_file or os.environ.get("SMTP_CA_FILE") or None)
+
+    def tls_context(self) -> ssl.SSLContext:
+        """Certificates verified, against ``ca_file`` if set, else the system's CAs."""
+        return ssl.create_default_context(cafile=self.ca_file)
+
+
+class StartTlsRefused(TransientFailure):
+    """The server offers no STARTTLS (or it failed): nothing is sent in clear, the
+    email waits and is tried again."""
 
 
 class SmtpTransport:
@@ -100,10 +116,22 @@ class SmtpTransport:
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
         if s.tls:
-            client: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=self.timeout,
-                                                    context=ssl.create_default_context())
+            client: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=self.timeout, context=s.tls_context())
         else:
             client = smtplib.SMTP(s.host, s.port, timeout=self.timeout)
+        if s.starttls:
+            try:
+                client.ehlo()
+                if not client.has_extn("starttls"):
+                    raise StartTlsRefused(f"{s.host}:{s.port} offers no STARTTLS; nothing sent in clear")
+                client.starttls(context=s.tls_context())
+                client.ehlo()
+            except StartTlsRefused:
+                client.close()
+                raise
+            except (smtplib.SMTPException, ssl.SSLError, OSError) as exc:
+                client.close()
+                raise StartTlsRefused(f"STARTTLS with {s.host}:{s.port} failed: {type(exc).__name__}: {exc}") from None
         if s.username:
             client.login(s.username, s.password or "")
         return client
@@ -113,6 +141,9 @@ class SmtpTransport:
             if self.client is None:
                 self.client = self._connect()
             refused = self.client.sendmail(sender, [recipient], raw)
+        except smtplib.SMTPAuthenticationError as exc:  # wrong credentials: fixable, so the email waits
+            self._drop()
+            raise TransientFailure(f"SMTP authentication refused: {exc.smtp_code} {exc.smtp_error!r}") from None
         except smtplib.SMTPRecipientsRefused as exc:
             self._drop()
             code, answer = next(iter(exc.recipients.values()))
@@ -120,6 +151,9 @@ class SmtpTransport:
         except smtplib.SMTPResponseException as exc:  # sender refused, data refused, 4xx/5xx
             self._drop()
             raise _by_code(exc.smtp_code, exc.smtp_error) from None
+        except StartTlsRefused:
+            self._drop()
+            raise
         except (smtplib.SMTPException, OSError) as exc:  # unreachable, disconnected, timed out
             self._drop()
             raise TransientFailure(f"{type(exc).__name__}: {exc}") from None
@@ -292,7 +326,8 @@ class MailSender:
             # NO KEY UPDATE: as exclusive between senders as FOR UPDATE, but lets the
             # attempt's row (which references this one) be committed from log_conn.
             row = conn.execute(
-                "SELECT id, event_id, ticket_id, recipient_id, to_address, message_id, message, attempts FROM notifier.emails"
+                "SELECT id, event_id, ticket_id, recipient_id, to_address, message_id, message, attempts, traceparent"
+                " FROM notifier.emails"
                 " WHERE status = 'pending' AND next_attempt_at <= clock_timestamp()"
                 " ORDER BY next_attempt_at, id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED"
             ).fetchone()
@@ -300,7 +335,10 @@ class MailSender:
                 return False
             attempt = self._start_attempt(log_conn, row)
             try:
-                transport.send(self.sender, row["to_address"], row["message_id"], bytes(row["message"]))
+                with tracing.span("smtp send", kind=tracing.SpanKind.CLIENT, parent=row["traceparent"],
+                                  attributes={"guichet.email_id": row["id"], "guichet.attempt": attempt,
+                                              "guichet.event_id": str(row["event_id"])}):
+                    transport.send(self.sender, row["to_address"], row["message_id"], bytes(row["message"]))
             except PermanentFailure as exc:
                 outcome, error = "failed", str(exc)
             except TransientFailure as exc:

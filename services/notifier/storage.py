@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 from services.notifier.recipients import Fact, Person
 from services.notifier.texts import Labels
 from shared.catalogue_copy import replace_copy
+from shared.tracing import current_traceparent
 
 log = structlog.stdlib.get_logger("guichet.notifier.storage")
 
@@ -335,12 +336,13 @@ def queue_emails(conn: psycopg.Connection, emails: list[QueuedEmail]) -> int:
     if not emails:
         return 0
     queued = 0
+    traceparent = current_traceparent()  # the send continues this trace (shared.tracing)
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO notifier.emails (event_id, recipient_id, ticket_id, ticket_number, event_type,"
-            " event_occurred_at, to_address, message_id, message) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT DO NOTHING RETURNING id",
-            [astuple(e) for e in emails],
+            " event_occurred_at, to_address, message_id, message, traceparent)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
+            [(*astuple(e), traceparent) for e in emails],
             returning=True,
         )
         while True:

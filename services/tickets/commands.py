@@ -27,6 +27,7 @@ from shared import idempotency
 from shared.events import SCHEMA_VERSIONS, encode_data, visible_data
 from shared.eventstore import ConcurrencyError, EventStore, NewEvent, RecordedEvent, Statement
 from shared.idempotency import IdempotencyKeyReused
+from shared.tracing import current_correlation_id
 
 log = structlog.stdlib.get_logger("guichet.tickets")
 
@@ -206,7 +207,8 @@ class TicketCommands:
             if (action == "submit" and index) or (action != "submit" and action not in COMMANDS):
                 raise ValueError(f"unknown action {action!r}")
         name = "+".join(action for action, _ in steps)
-        correlation_id = correlation_id or str(uuid4())
+        # Else the one of the request or event being handled (shared.tracing), kept on every hop.
+        correlation_id = correlation_id or current_correlation_id() or str(uuid4())
         payload = steps[0][1] if len(steps) == 1 else {"steps": [args for _, args in steps]}
         if request is not None:
             name, payload = request
