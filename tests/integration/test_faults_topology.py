@@ -83,7 +83,7 @@ def test_a_message_returned_as_unroutable_is_published_again_not_lost(
 
 
 def test_a_consumer_not_listed_for_the_relay_refuses_to_start():
-    entrypoint = TicketEventConsumer("reporting")
+    entrypoint = TicketEventConsumer("a-service-nobody-listed")
     with pytest.raises(ValueError, match="TICKET_EVENT_SUBSCRIPTIONS"):
         entrypoint.setup()
     wrong = TicketEventConsumer("attachments", ("TicketSubmitted",))
