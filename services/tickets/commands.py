@@ -24,6 +24,7 @@ from services.tickets import projections
 from services.tickets.domain import COMMANDS, Actor, Change, Context, DomainError, InvalidArgument, Ticket, User
 from services.tickets.views import LABELS, render
 from shared import idempotency
+from shared.contract import Conflict, TicketNotFound, UnknownUser, VersionMismatch
 from shared.events import SCHEMA_VERSIONS, encode_data, visible_data
 from shared.eventstore import ConcurrencyError, EventStore, NewEvent, RecordedEvent, Statement
 from shared.idempotency import IdempotencyKeyReused
@@ -31,42 +32,6 @@ from shared.idempotency import IdempotencyKeyReused
 log = structlog.stdlib.get_logger("guichet.tickets")
 
 MAX_ATTEMPTS = 5
-
-
-class TicketNotFound(Exception):
-    """Unknown, or invisible to the caller: the two look the same (HTTP 404)."""
-
-    def __init__(self, ticket_ref: object) -> None:
-        super().__init__(str(ticket_ref))
-        self.ticket_ref = ticket_ref
-
-
-class Conflict(Exception):
-    """The ticket kept changing under the command (HTTP 409)."""
-
-
-class VersionMismatch(Exception):
-    """``If-Match`` named a version the ticket is no longer at (HTTP 412)."""
-
-    def __init__(self, expected: int, actual: int) -> None:
-        super().__init__(expected, actual)
-        self.expected = expected
-        self.actual = actual
-
-    def __str__(self) -> str:
-        return f"the ticket is at version {self.actual}, not {self.expected}"
-
-
-class UnknownUser(Exception):
-    """A login or email that nobody has used yet (HTTP 422)."""
-
-    def __init__(self, reason: str, field: str = "user") -> None:
-        super().__init__(reason, field)
-        self.reason = reason
-        self.field = field
-
-    def __str__(self) -> str:
-        return self.reason
 
 
 def utcnow() -> datetime:

@@ -15,7 +15,6 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 import structlog
 from werkzeug.wrappers import Request, Response
 
-from services.attachments.errors import AttachmentInUse, UnknownAttachment
 from services.tickets import commands as cmd
 from services.tickets import domain, schemas
 from services.tickets.openapi import openapi_document
@@ -23,6 +22,7 @@ from services.tickets.queries import InvalidCursor, TicketQueries
 from shared import idempotency
 from shared.auth import Identity, TokenVerifier
 from shared.config import Settings
+from shared.contract import AttachmentInUse, UnknownAttachment
 from shared.failures import circuit
 from shared.nameko_deps import ServiceRpc
 from shared.web import ApiHandler, HttpProblem, ServiceProbes, json_response, load_query, read_json, readiness
