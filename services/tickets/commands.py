@@ -25,6 +25,7 @@ from services.tickets.domain import COMMANDS, Actor, Change, Context, DomainErro
 from services.tickets.views import LABELS, render
 from shared import idempotency
 from shared.contract import Conflict, TicketNotFound, UnknownUser, VersionMismatch
+from shared.db import Connection
 from shared.events import SCHEMA_VERSIONS, encode_data, visible_data
 from shared.eventstore import ConcurrencyError, EventStore, NewEvent, RecordedEvent, Statement
 from shared.idempotency import IdempotencyKeyReused
@@ -42,7 +43,7 @@ class DatabaseMembership:
     """Who manages which department, from ``tickets.department_managers``; cached per
     command, since the rules ask the same question several times."""
 
-    def __init__(self, conn: psycopg.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._departments: dict[str, frozenset[str]] = {}
         self._managers: dict[str, list[User]] = {}
@@ -80,7 +81,7 @@ class DatabaseMembership:
         return department_id in self._departments[user_id]
 
 
-def _context(conn: psycopg.Connection, actor: Actor, now: datetime) -> Context:
+def _context(conn: Connection, actor: Actor, now: datetime) -> Context:
     membership = DatabaseMembership(conn)
     return Context(actor=actor, now=now, membership=membership, escalable=membership.escalable)
 
@@ -95,7 +96,7 @@ class TicketNumbers:
         self._free: list[int] = []
         self._lock = threading.Lock()
 
-    def next(self, conn: psycopg.Connection) -> int:
+    def next(self, conn: Connection) -> int:
         with self._lock:
             if not self._free:
                 rows = conn.execute(
@@ -202,7 +203,7 @@ class TicketCommands:
 
     def _decide_and_append(
         self,
-        conn: psycopg.Connection,
+        conn: Connection,
         steps: list[tuple[str, dict[str, Any]]],
         actor: Actor,
         ticket_ref: object,
@@ -300,7 +301,7 @@ class TicketCommands:
             )
         return new_events
 
-    def _check_category(self, conn: psycopg.Connection, action: str, category_id: object) -> None:
+    def _check_category(self, conn: Connection, action: str, category_id: object) -> None:
         if not isinstance(category_id, str):
             return  # the aggregate explains what a category id must be
         known = LABELS.known_categories(conn)
@@ -309,7 +310,7 @@ class TicketCommands:
         if known and category_id not in known:
             raise InvalidArgument(action, None, "category_id", f"unknown category {category_id!r}")
 
-    def _resolve_users(self, conn: psycopg.Connection, action: str, args: dict[str, Any]) -> dict[str, Any]:
+    def _resolve_users(self, conn: Connection, action: str, args: dict[str, Any]) -> dict[str, Any]:
         """Turn the logins or emails the caller names into the people tickets record."""
         if action in ("assign",) and not isinstance(args.get("assignee"), User):
             args["assignee"] = self.find_user(conn, args.get("assignee"), "assignee")
@@ -334,7 +335,7 @@ class TicketCommands:
             log.info("access rechecked after a change of the teams", tickets=len(rows))
         return len(rows)
 
-    def find_user(self, conn: psycopg.Connection, login_or_email: object, field: str = "user") -> User:
+    def find_user(self, conn: Connection, login_or_email: object, field: str = "user") -> User:
         if not isinstance(login_or_email, str) or not login_or_email.strip():
             raise UnknownUser("a login or an email is required", field)
         key = login_or_email.strip()
@@ -366,7 +367,7 @@ class TicketCommands:
     # -- idempotency
 
     def _first_result(
-        self, conn: psycopg.Connection, actor: Actor, key: str, action: str, fingerprint: str
+        self, conn: Connection, actor: Actor, key: str, action: str, fingerprint: str
     ) -> dict[str, Any] | None:
         row = conn.execute(
             "SELECT action, fingerprint, result FROM tickets.idempotency_keys WHERE actor_id = %s AND key = %s",
@@ -380,7 +381,7 @@ class TicketCommands:
 
     # -- reading
 
-    def load(self, conn: psycopg.Connection, ticket_ref: object) -> Ticket | None:
+    def load(self, conn: Connection, ticket_ref: object) -> Ticket | None:
         """The ticket replayed from its stream (the truth), found by uuid or number."""
         ticket_id = projections.parse_ticket_ref(ticket_ref)
         if isinstance(ticket_id, int):
@@ -464,7 +465,7 @@ def _remember(actor: Actor, key: str, action: str, fingerprint: str, result: dic
     )
 
 
-def _run_alone(conn: psycopg.Connection, statement: Statement) -> None:
+def _run_alone(conn: Connection, statement: Statement) -> None:
     try:
         conn.execute(statement.query, statement.params)
     except psycopg.errors.UniqueViolation as exc:
