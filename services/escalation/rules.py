@@ -276,9 +276,11 @@ def _first_response_over(message: dict[str, Any], catalogue: Catalogue) -> bool:
 
 
 def auto_escalation_reason(hours: int) -> str:
+    """The reason an automatic escalation gives: the deadline counts working hours only."""
     return (
-        f"Aucune prise en charge par les référents dans le délai de {hours} h : transmission automatique au support."
-        f" / Nobody handled the request within {hours} h: forwarded to the central support automatically."
+        f"Aucune prise en charge par les référents dans le délai de {hours} heures ouvrées :"
+        " transmission automatique au support."
+        f" / Nobody handled the request within {hours} working hours: forwarded to the central support automatically."
     )
 
 
