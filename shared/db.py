@@ -47,7 +47,7 @@ def wait_eventlet(gen: Any, fileno: int, interval: float = 0.0, timeout: float |
             try:
                 if state == WAIT_R:
                     trampoline(fileno, read=True, timeout=wait or None)
-                    ready = READY_R
+                    ready: int = READY_R
                 elif state == WAIT_W:
                     trampoline(fileno, write=True, timeout=wait or None)
                     ready = READY_W

@@ -21,10 +21,10 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from services.tickets import projections
-from services.tickets.domain import COMMANDS, Actor, Change, Context, DomainError, InvalidArgument, Ticket, User
+from services.tickets.domain import COMMANDS, Actor, Change, Context, Ticket, User
 from services.tickets.views import LABELS, render
 from shared import idempotency
-from shared.contract import Conflict, TicketNotFound, UnknownUser, VersionMismatch
+from shared.contract import Conflict, DomainError, InvalidArgument, TicketNotFound, UnknownUser, VersionMismatch
 from shared.db import Connection
 from shared.events import SCHEMA_VERSIONS, encode_data, visible_data
 from shared.eventstore import ConcurrencyError, EventStore, NewEvent, RecordedEvent, Statement

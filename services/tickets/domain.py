@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from shared.contract import (  # noqa: F401  (re-exported: the rules raise and use these)
+# The statuses and the errors the rules raise are the contract's; imported from here too (F401).
+from shared.contract import (  # noqa: F401
     CANCELLED,
     CLOSED,
     CLOSURE_REQUESTED,
