@@ -40,15 +40,40 @@ NOT_FINAL = STATUSES - FINAL
 
 # --- ticket events (routing key = event type on the ``tickets.events`` exchange) --------
 
-EVENT_TYPES = frozenset({
-    "TicketSubmitted", "TicketRouted", "TicketAssigned", "TicketReleased", "CommentAdded",
-    "InformationRequested", "InformationProvided", "TicketPostponed", "TicketResumed",
-    "ClosureRequested", "ClosureApproved", "ClosureRefused", "ClosureExpired",
-    "TicketClosedByOwner", "TicketCancelled", "TicketRefused", "TicketReopened", "TicketMoved",
-    "UserInvited", "InvitationRevoked", "WatchStarted", "WatchStopped",
-    "AttachmentAdded", "AttachmentRemoved", "SubjectChanged", "PriorityChanged",
-    "EscalationRequested", "EscalationRefused", "TicketEscalated", "TicketReturnedToReferent",
-})
+EVENT_TYPES = frozenset(
+    {
+        "TicketSubmitted",
+        "TicketRouted",
+        "TicketAssigned",
+        "TicketReleased",
+        "CommentAdded",
+        "InformationRequested",
+        "InformationProvided",
+        "TicketPostponed",
+        "TicketResumed",
+        "ClosureRequested",
+        "ClosureApproved",
+        "ClosureRefused",
+        "ClosureExpired",
+        "TicketClosedByOwner",
+        "TicketCancelled",
+        "TicketRefused",
+        "TicketReopened",
+        "TicketMoved",
+        "UserInvited",
+        "InvitationRevoked",
+        "WatchStarted",
+        "WatchStopped",
+        "AttachmentAdded",
+        "AttachmentRemoved",
+        "SubjectChanged",
+        "PriorityChanged",
+        "EscalationRequested",
+        "EscalationRefused",
+        "TicketEscalated",
+        "TicketReturnedToReferent",
+    }
+)
 
 # --- the tickets service's errors ------------------------------------------------------
 
@@ -154,13 +179,22 @@ class AttachmentInUse(Exception):
 
 # What each service's RPC methods declare as ``expected_exceptions`` (a refusal, not a bug).
 TICKETS_ERRORS: tuple[type[Exception], ...] = (
-    DomainError, TicketNotFound, Conflict, VersionMismatch, IdempotencyKeyReused, UnknownUser,
+    DomainError,
+    TicketNotFound,
+    Conflict,
+    VersionMismatch,
+    IdempotencyKeyReused,
+    UnknownUser,
 )
 ATTACHMENTS_ERRORS: tuple[type[Exception], ...] = (UnknownAttachment, AttachmentInUse)
 
 # Their class (``shared.failures``): a permanent error will fail the same way again.
 PERMANENT: tuple[type[Exception], ...] = (
-    Forbidden, InvalidTransition, InvalidArgument, *TICKETS_ERRORS, *ATTACHMENTS_ERRORS,
+    Forbidden,
+    InvalidTransition,
+    InvalidArgument,
+    *TICKETS_ERRORS,
+    *ATTACHMENTS_ERRORS,
 )
 TRANSIENT: tuple[type[Exception], ...] = (TransientFailure, DependencyUnavailable)
 
