@@ -43,7 +43,7 @@ def take_if_newer(conn: Connection, schema: str, revision: int) -> int | None:
 
 
 def replace_copy(conn: Connection, schema: str, snapshot: dict[str, Any], tables: Iterable[str],
-                 fill: Callable[[psycopg.Cursor], None]) -> bool:
+                 fill: Callable[[psycopg.Cursor[Any]], None]) -> bool:
     """Replace a service's copy with routing's ``snapshot`` in one transaction, unless a
     newer one was applied: empty ``tables`` (of ``schema``, in that order), then ``fill``
     them with the cursor given. True if replaced."""

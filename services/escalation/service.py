@@ -59,7 +59,7 @@ class Tick(Timer):
 
     def setup(self) -> None:
         configured = config.get("ESCALATION_TICK_SECONDS") or os.environ.get("ESCALATION_TICK_SECONDS")
-        self.interval = float(configured or self.interval or DEFAULT_TICK_SECONDS)
+        self.interval: float = float(configured or self.interval or DEFAULT_TICK_SECONDS)
 
 
 tick = Tick.decorator

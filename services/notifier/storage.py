@@ -272,7 +272,7 @@ def feed(conn: Connection, user_id: str, *, unread_only: bool, limit: int, curso
         f" FROM notifier.feed_entries WHERE {where} ORDER BY position DESC LIMIT %(limit)s",
         params,
     ).fetchall()
-    unread = conn.execute(
+    unread = conn.execute(  # type: ignore[index]  # an aggregate always gives one row
         "SELECT count(*) AS n FROM notifier.feed_entries WHERE user_id = %s AND read_at IS NULL", (user_id,)
     ).fetchone()["n"]
     page = rows[:limit]

@@ -173,7 +173,7 @@ def save_facts(conn: Connection, many: list[Facts]) -> None:
               ((f.ticket_id, *(getattr(e, c) for c in _ESCALATION_COLUMNS[1:])) for f in many for e in f.escalations))
 
 
-def _copy(cur: psycopg.Cursor, table: str, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> None:
+def _copy(cur: psycopg.Cursor[Any], table: str, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> None:
     with cur.copy(f"COPY reporting.{table} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
@@ -194,7 +194,7 @@ def rebuild(conn: Connection, calendar: WorkingCalendar, batch_size: int = 2000)
     # The log is copied inside PostgreSQL (as keep_event would, event by event), in
     # global_position order, a slice at a time.
     position, count = 0, 0
-    last = conn.execute("SELECT coalesce(max(global_position), 0) AS last FROM tickets.events").fetchone()["last"]
+    last = conn.execute("SELECT coalesce(max(global_position), 0) AS last FROM tickets.events").fetchone()["last"]  # type: ignore[index]  # an aggregate always gives one row
     while position < last:
         count += conn.execute(
             "INSERT INTO reporting.ticket_events (ticket_id, stream_version, event_id, global_position, event_type,"

@@ -172,6 +172,6 @@ class RoutingService(RoutingHttp):
         except contract.DomainError as exc:
             log.warning("assignment refused by the ticket", assignee=assignee, error=str(exc))
             with self.backend.pool.connection() as conn:
-                storage.uncount_tentative(conn, ticket_id, assignee, ticket["version"])
+                storage.uncount_tentative(conn, ticket_id, assignee, ticket["version"])  # type: ignore[arg-type]  # set: we got here by assigning
             if reused:
                 self.assign(route, ticket, event_id, reuse=False)

@@ -18,14 +18,13 @@ from uuid import uuid4
 import psycopg
 import structlog
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
 
 from services.tickets import projections
 from services.tickets.domain import COMMANDS, Actor, Change, Context, Ticket, User
 from services.tickets.views import LABELS, render
 from shared import idempotency
 from shared.contract import Conflict, DomainError, InvalidArgument, TicketNotFound, UnknownUser, VersionMismatch
-from shared.db import Connection
+from shared.db import Connection, Pool
 from shared.events import SCHEMA_VERSIONS, encode_data, visible_data
 from shared.eventstore import ConcurrencyError, EventStore, NewEvent, RecordedEvent, Statement
 from shared.idempotency import IdempotencyKeyReused
@@ -111,7 +110,7 @@ class TicketCommands:
 
     def __init__(
         self,
-        pool: ConnectionPool,
+        pool: Pool,
         store: EventStore | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:

@@ -76,6 +76,9 @@ class Membership(Protocol):
     def manages(self, user_id: str, department_id: str | None) -> bool:
         """True when ``user_id`` is a manager of ``department_id``."""
 
+    def managers(self, department_id: str) -> list[User]:
+        """The managers of ``department_id`` (who is told, ``Ticket.audience``)."""
+
 
 def _anywhere(team: str | None) -> bool:
     return True
