@@ -34,7 +34,7 @@ test: install services
 ## ruff check on the whole tree; ruff format --check on the files listed here for now
 ## (formatting the whole tree at once would collide with work in progress: files join
 ## this list as they are formatted).
-FORMATTED := shared/contract.py shared/ticket_state.py tests/test_boundaries.py
+FORMATTED := shared/contract.py shared/ticket_state.py tests/test_boundaries.py tests/integration/test_escalation_timers.py
 lint: install
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m ruff format --check $(FORMATTED)
