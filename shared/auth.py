@@ -294,7 +294,7 @@ class KeySet:
         for jwk in document.get("keys") or []:
             if not isinstance(jwk, dict) or jwk.get("use", "sig") != "sig":
                 continue
-            kid = jwk.get("kid") if isinstance(jwk.get("kid"), str) else f"#{len(keys)}"
+            kid = jwk["kid"] if isinstance(jwk.get("kid"), str) else f"#{len(keys)}"
             try:
                 public = jwt.PyJWK(jwk).key
             except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):

@@ -15,10 +15,12 @@ import psycopg
 import structlog
 from psycopg import sql
 
+from shared.db import Connection
+
 log = structlog.stdlib.get_logger("guichet.catalogue_copy")
 
 
-def take_if_newer(conn: psycopg.Connection, schema: str, revision: int) -> int | None:
+def take_if_newer(conn: Connection, schema: str, revision: int) -> int | None:
     """Inside the caller's transaction: hold the copy's lock until it ends and, if
     ``revision`` is newer than the copy's, record it and return ``None``; else return the
     copy's revision (the caller then leaves the copy as it is).
@@ -40,8 +42,8 @@ def take_if_newer(conn: psycopg.Connection, schema: str, revision: int) -> int |
     return None
 
 
-def replace_copy(conn: psycopg.Connection, schema: str, snapshot: dict[str, Any], tables: Iterable[str],
-                 fill: Callable[[psycopg.Cursor], None]) -> bool:
+def replace_copy(conn: Connection, schema: str, snapshot: dict[str, Any], tables: Iterable[str],
+                 fill: Callable[[psycopg.Cursor[Any]], None]) -> bool:
     """Replace a service's copy with routing's ``snapshot`` in one transaction, unless a
     newer one was applied: empty ``tables`` (of ``schema``, in that order), then ``fill``
     them with the cursor given. True if replaced."""

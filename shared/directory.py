@@ -62,7 +62,7 @@ class Directory:
         self.filter = settings.ldap_filter if settings.ldap_filter.startswith("(") else f"({settings.ldap_filter})"
         self.timeout = settings.ldap_timeout_seconds
         self.attributes = {**DEFAULT_ATTRIBUTES, **settings.ldap_attributes}
-        claims = {field: (attribute,) for field, attribute in self.attributes.items()}
+        claims: dict[str, tuple[str, ...]] = {field: (attribute,) for field, attribute in self.attributes.items()}
         if "name" not in settings.ldap_attributes:
             claims["name"] = ("displayName", "cn")
         self.mapping = ClaimMapping(claims, settings.admin_roles)

@@ -241,7 +241,8 @@ def load_data(event_type: str, schema_version: int, data: dict[str, Any]) -> dic
     schema = _schema(event_type)
     for version in range(schema_version, SCHEMA_VERSIONS[event_type]):
         data = UPCASTERS[(event_type, version)](data)
-    return schema.load(data)
+    loaded: dict[str, Any] = schema.load(data)
+    return loaded
 
 
 # --- what each person may see of an event (WORKFLOW.md, "Who sees what") ---------------

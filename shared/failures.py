@@ -111,7 +111,8 @@ def is_transient(exc: BaseException | None) -> bool:
 
 def retry_after(exc: BaseException) -> int:
     """Seconds a client should wait before trying again after ``exc``."""
-    return getattr(exc, "retry_after", None) or DEFAULT_RETRY_AFTER
+    seconds: int = getattr(exc, "retry_after", None) or DEFAULT_RETRY_AFTER
+    return seconds
 
 
 def as_transient(exc: BaseException) -> TransientFailure:
@@ -123,7 +124,7 @@ def as_transient(exc: BaseException) -> TransientFailure:
 
 def backoff(attempt: int, base: float = 0.5, cap: float = 10.0) -> float:
     """The pause before try number ``attempt + 1`` (``attempt`` failures so far): doubling, capped."""
-    return min(cap, base * 2 ** max(0, attempt - 1))
+    return min(cap, base * 2.0 ** max(0, attempt - 1))
 
 
 class CircuitOpen(DependencyUnavailable):

@@ -15,12 +15,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import psycopg
 import structlog
 from psycopg import sql
 from psycopg.types.json import Jsonb
 from werkzeug.wrappers import Request, Response
 
+from shared.db import Connection
 from shared.web import HttpProblem
 
 log = structlog.stdlib.get_logger("guichet.idempotency")
@@ -98,7 +98,7 @@ class Responses:
             )
         return response
 
-    def _replay(self, conn: psycopg.Connection, actor_id: str, key: str, signature: str) -> Response:
+    def _replay(self, conn: Connection, actor_id: str, key: str, signature: str) -> Response:
         row = conn.execute(
             sql.SQL("SELECT fingerprint, status, body, headers FROM {} WHERE actor_id = %s AND key = %s")
             .format(self.table), (actor_id, key),

@@ -14,8 +14,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 from psycopg import sql
+
+from shared.db import Connection
 
 FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -53,7 +54,7 @@ def discover(directory: Path) -> list[Migration]:
     return found
 
 
-def migrate(conn: psycopg.Connection, schema: str, directory: Path) -> list[Migration]:
+def migrate(conn: Connection, schema: str, directory: Path) -> list[Migration]:
     """Apply the pending migrations of ``directory`` to ``schema``; returns those applied."""
     migrations = discover(directory)
     table = sql.Identifier(schema, "schema_migrations")

@@ -95,7 +95,8 @@ class AttachmentsHttp(ServiceProbes):
         identity = self.backend.identity(request)  # 401 before a byte of the body is read
         boundary = upload.boundary_of(request.mimetype, request.mimetype_params)
         received = upload.receive(
-            request.stream, boundary, request.content_length, self.backend.store, self.backend.max_bytes
+            request.stream,  # type: ignore[arg-type]  # werkzeug types it IO[bytes]
+            boundary, request.content_length, self.backend.store, self.backend.max_bytes,
         )
 
         def keep() -> Response:

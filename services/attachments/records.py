@@ -19,11 +19,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-import psycopg
 import structlog
 
 from services.attachments.errors import AttachmentInUse, UnknownAttachment
 from services.attachments.storage import BlobStore, BlobWriter
+from shared.db import Connection
 
 log = structlog.stdlib.get_logger("guichet.attachments")
 
@@ -72,7 +72,7 @@ class AttachmentRecords:
     # -- the blob lock
 
     @contextmanager
-    def _blob_lock(self, conn: psycopg.Connection, sha256: str) -> Iterator[None]:
+    def _blob_lock(self, conn: Connection, sha256: str) -> Iterator[None]:
         key = _lock_key(sha256)
         conn.execute("SELECT pg_advisory_lock(%s)", (key,))
         try:
@@ -80,7 +80,7 @@ class AttachmentRecords:
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
-    def _drop_blob_if_unused(self, conn: psycopg.Connection, sha256: str) -> bool:
+    def _drop_blob_if_unused(self, conn: Connection, sha256: str) -> bool:
         """Delete the blob unless a live row uses it; the caller holds the blob lock."""
         used = conn.execute(
             "SELECT 1 FROM attachments.files WHERE sha256 = %s AND removed_at IS NULL LIMIT 1", (sha256,)
@@ -280,7 +280,7 @@ class AttachmentRecords:
         return removed
 
 
-def _first_time(conn: psycopg.Connection, event_id: str) -> bool:
+def _first_time(conn: Connection, event_id: str) -> bool:
     row = conn.execute(
         "INSERT INTO attachments.processed_events (consumer, event_id) VALUES (%s, %s) ON CONFLICT DO NOTHING"
         " RETURNING 1 AS new",

@@ -32,7 +32,7 @@ from nameko.timer import timer
 from services.attachments.errors import EXPECTED
 from services.attachments.http import RPC_TIMEOUT, AttachmentsBackend, AttachmentsHttp
 from services.attachments.records import as_uuid
-from services.tickets.rpc_errors import EXPECTED as TICKETS_ERRORS  # noqa: F401  (typed errors back)
+from shared import contract  # noqa: F401  (registers the tickets' errors: they come back typed)
 from shared.consumer import consume_ticket_events
 from shared.nameko_deps import DatabasePool, ServiceRpc, rpc
 

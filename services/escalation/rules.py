@@ -165,7 +165,7 @@ def decide(ticket: dict[str, Any], settings: Settings | None, catalogue: Catalog
             "Seules les demandes traitées par les référents ENT d'un établissement peuvent être transmises au support.",
             "Only requests handled by an establishment's ENT referents can be forwarded to the central support.",
         )
-    uai = team_id.partition(":")[2]
+    uai = str(team_id).partition(":")[2]  # a referent team (checked above): "<id>:<UAI>"
     if not catalogue.known:
         return refusal(
             "La configuration des services n'est pas encore connue : réessayez dans un instant.",
@@ -194,7 +194,7 @@ def escalable_teams(catalogue: Catalogue, rows: dict[str, dict[str, Any]], defau
     for team_id in sorted(catalogue.teams):
         if not catalogue.is_referent_team(team_id):
             continue
-        uai = team_id.partition(":")[2]
+        uai = str(team_id).partition(":")[2]  # a referent team (checked above): "<id>:<UAI>"
         settings = settings_for(uai, rows.get(uai), catalogue, default_support, team_id)
         if decide({"department_id": team_id}, settings, catalogue).forward:
             teams.append(team_id)
@@ -276,9 +276,11 @@ def _first_response_over(message: dict[str, Any], catalogue: Catalogue) -> bool:
 
 
 def auto_escalation_reason(hours: int) -> str:
+    """The reason an automatic escalation gives: the deadline counts working hours only."""
     return (
-        f"Aucune prise en charge par les référents dans le délai de {hours} h : transmission automatique au support."
-        f" / Nobody handled the request within {hours} h: forwarded to the central support automatically."
+        f"Aucune prise en charge par les référents dans le délai de {hours} heures ouvrées :"
+        " transmission automatique au support."
+        f" / Nobody handled the request within {hours} working hours: forwarded to the central support automatically."
     )
 
 

@@ -30,7 +30,8 @@ class SettingsIn(Schema):
     )
     first_response_hours = fields.Int(
         load_default=None, allow_none=True, strict=True, validate=validate.Range(1, 8760),
-        metadata={"description": "escalate by itself a referents' ticket nobody handled within this many hours;"
+        metadata={"description": "escalate by itself a referents' ticket nobody handled within this many working hours"
+                                 " (opening hours on working days, WORKING_HOURS);"
                                  " null: never"},
     )
 

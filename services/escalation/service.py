@@ -28,9 +28,7 @@ from nameko.timer import Timer
 
 from services.escalation import rules, storage
 from services.escalation.http import EscalationBackend, EscalationHttp
-from services.tickets import domain
-from services.tickets.commands import TicketNotFound
-from services.tickets.rpc_errors import EXPECTED  # noqa: F401  (callers get the tickets' errors back typed)
+from shared import contract  # the tickets' errors, registered: they come back typed
 from shared.catalogue_copy import REVISION_SQL
 from shared.consumer import consume_ticket_events
 from shared.nameko_deps import CatalogueRequest, DatabasePool, ServiceRpc
@@ -61,7 +59,7 @@ class Tick(Timer):
 
     def setup(self) -> None:
         configured = config.get("ESCALATION_TICK_SECONDS") or os.environ.get("ESCALATION_TICK_SECONDS")
-        self.interval = float(configured or self.interval or DEFAULT_TICK_SECONDS)
+        self.interval: float = float(configured or self.interval or DEFAULT_TICK_SECONDS)
 
 
 tick = Tick.decorator
@@ -148,19 +146,19 @@ class EscalationService(EscalationHttp):
                     log.info("escalation forwarded", support=decision.support_department_id)
                     return {**escalation, "support_department_id": decision.support_department_id,
                             "status": "escalated", "escalated_version": result["version"]}
-                except domain.DomainError as exc:
+                except contract.DomainError as exc:
                     # The ticket moved on (closed, awaiting approval...) before the service got to it.
                     decision = rules.Decision(False, None, rules.no_longer_open_reason(exc.reason))
             try:
                 self.tickets.refuse_escalation(
                     ACTOR, ticket["id"], decision.reason, idempotency_key=f"refuse-escalation:{event_id}", **options
                 )
-            except domain.DomainError as exc:
+            except contract.DomainError as exc:
                 log.warning("refusal not recorded on the ticket", error=str(exc))
             log.info("escalation refused", reason=decision.reason)
             return {**escalation, "support_department_id": None, "status": "refused",
                     "refusal_reason": decision.reason}
-        except TicketNotFound:
+        except contract.TicketNotFound:
             log.warning("the ticket is gone")
             return None
 
@@ -199,7 +197,7 @@ class EscalationService(EscalationHttp):
                         ACTOR, ticket_id, timer["support_department_id"], reason=reason,
                         idempotency_key=f"auto-escalate:{event_id}", **options,
                     )
-            except (domain.DomainError, TicketNotFound) as exc:
+            except (contract.DomainError, contract.TicketNotFound) as exc:
                 log.info("timer moot: the ticket moved on", error=str(exc))
                 storage.settle_timer(conn, timer["event_id"], "cancelled", f"moot: {exc}")
                 return True

@@ -14,7 +14,9 @@ import psycopg
 import structlog
 
 from services.escalation import rules
+from shared.calendar import WorkingCalendar
 from shared.catalogue_copy import replace_copy
+from shared.db import Connection
 
 log = structlog.stdlib.get_logger("guichet.escalation")
 
@@ -27,13 +29,13 @@ ENDED_BY = {rules.EXPIRE_CLOSURE: "left_closure_requested", rules.RESUME: "left_
 # -- processed events -------------------------------------------------------------------------
 
 
-def seen(conn: psycopg.Connection, consumer: str, event_id: str) -> bool:
+def seen(conn: Connection, consumer: str, event_id: str) -> bool:
     return conn.execute(
         "SELECT 1 FROM escalation.processed_events WHERE consumer = %s AND event_id = %s", (consumer, event_id)
     ).fetchone() is not None
 
 
-def first_time(conn: psycopg.Connection, consumer: str, event_id: str) -> bool:
+def first_time(conn: Connection, consumer: str, event_id: str) -> bool:
     """Record that ``consumer`` handles ``event_id``; False if it already had."""
     return conn.execute(
         "INSERT INTO escalation.processed_events (consumer, event_id) VALUES (%s, %s) ON CONFLICT DO NOTHING"
@@ -45,7 +47,7 @@ def first_time(conn: psycopg.Connection, consumer: str, event_id: str) -> bool:
 # -- the catalogue copy ---------------------------------------------------------------------------
 
 
-def load_catalogue(conn: psycopg.Connection) -> rules.Catalogue:
+def load_catalogue(conn: Connection) -> rules.Catalogue:
     managers: dict[str, set[str]] = {}
     for r in conn.execute("SELECT team_id, user_id FROM escalation.team_managers").fetchall():
         managers.setdefault(r["team_id"], set()).add(r["user_id"])
@@ -58,7 +60,7 @@ def load_catalogue(conn: psycopg.Connection) -> rules.Catalogue:
     return rules.Catalogue(teams, days)
 
 
-def apply_snapshot(conn: psycopg.Connection, snapshot: dict[str, Any]) -> bool:
+def apply_snapshot(conn: Connection, snapshot: dict[str, Any]) -> bool:
     """Replace the copy with routing's ``snapshot`` unless a newer one was applied."""
 
     def fill(cur: psycopg.Cursor) -> None:
@@ -83,17 +85,17 @@ def apply_snapshot(conn: psycopg.Connection, snapshot: dict[str, Any]) -> bool:
 # -- settings -----------------------------------------------------------------------------------
 
 
-def settings_rows(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
+def settings_rows(conn: Connection) -> dict[str, dict[str, Any]]:
     """Every establishment's stored settings, by establishment."""
     rows = conn.execute("SELECT * FROM escalation.settings").fetchall()
     return {r["establishment"]: r for r in rows}
 
 
-def settings_row(conn: psycopg.Connection, establishment: str) -> dict[str, Any] | None:
+def settings_row(conn: Connection, establishment: str) -> dict[str, Any] | None:
     return conn.execute("SELECT * FROM escalation.settings WHERE establishment = %s", (establishment,)).fetchone()
 
 
-def save_settings(conn: psycopg.Connection, establishment: str, body: dict[str, Any], by: str) -> None:
+def save_settings(conn: Connection, establishment: str, body: dict[str, Any], by: str) -> None:
     conn.execute(
         "INSERT INTO escalation.settings (establishment, enabled, support_department_id, first_response_hours,"
         " updated_by) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (establishment) DO UPDATE SET"
@@ -103,7 +105,7 @@ def save_settings(conn: psycopg.Connection, establishment: str, body: dict[str, 
     )
 
 
-def support_departments(conn: psycopg.Connection, default: str) -> set[str]:
+def support_departments(conn: Connection, default: str) -> set[str]:
     """Every department escalations go to: the default and the configured ones."""
     rows = conn.execute("SELECT DISTINCT support_department_id AS id FROM escalation.settings").fetchall()
     return {default, *(r["id"] for r in rows)}
@@ -112,7 +114,7 @@ def support_departments(conn: psycopg.Connection, default: str) -> set[str]:
 # -- following tickets ----------------------------------------------------------------------------
 
 
-def follow(conn: psycopg.Connection, message: dict[str, Any], plan: rules.Plan) -> None:
+def follow(conn: Connection, message: dict[str, Any], plan: rules.Plan) -> None:
     """Record the ticket after ``message`` (the newest version wins), raise the marks of
     the waits it ends, cancel the timers those make moot, and set its timer. Call inside
     a transaction."""
@@ -162,7 +164,7 @@ def follow(conn: psycopg.Connection, message: dict[str, Any], plan: rules.Plan) 
         set_timer(conn, plan.timer)
 
 
-def set_timer(conn: psycopg.Connection, timer: rules.NewTimer) -> None:
+def set_timer(conn: Connection, timer: rules.NewTimer) -> None:
     """Insert ``timer``; already cancelled if a later event ended its wait."""
     mark = ENDED_BY[timer.kind]
     conn.execute(
@@ -188,33 +190,61 @@ def set_timer(conn: psycopg.Connection, timer: rules.NewTimer) -> None:
 # -- due timers ---------------------------------------------------------------------------------------
 
 
-def due_timers(conn: psycopg.Connection, now: datetime, limit: int = 50) -> list[dict[str, Any]]:
+def due_timers(conn: Connection, now: datetime, limit: int = 50,
+               calendar: WorkingCalendar | None = None) -> list[dict[str, Any]]:
     """Pending timers whose time has come, locked for this transaction (other replicas
-    skip them); a first-response timer is due after its establishment's deadline, when
-    escalation is enabled there."""
-    return conn.execute(
-        """
-        SELECT t.*, s.first_response_hours, s.support_department_id
-          FROM escalation.timers t
-          JOIN escalation.tickets k ON k.ticket_id = t.ticket_id
-          LEFT JOIN escalation.settings s ON s.establishment = t.establishment
-         WHERE t.state = 'pending'
-           AND CASE t.kind
-                 WHEN 'expire_closure' THEN t.due_at <= %(now)s AND t.stream_version >= k.left_closure_requested
-                 WHEN 'resume' THEN t.due_at <= %(now)s AND t.stream_version >= k.left_postponed
-                 ELSE s.enabled AND s.first_response_hours IS NOT NULL
-                      AND t.started_at + s.first_response_hours * interval '1 hour' <= %(now)s
-                      AND t.stream_version >= k.responded
-               END
-         ORDER BY coalesce(t.due_at, t.started_at), t.event_id
-         LIMIT %(limit)s
-         FOR UPDATE OF t SKIP LOCKED
-        """,
-        {"now": now, "limit": limit},
-    ).fetchall()
+    skip them); a first-response timer is due once its establishment's deadline has
+    passed in working hours (``calendar``, by default ``WorkingCalendar.from_env()``),
+    when escalation is enabled there.
+
+    The SQL keeps ``started_at + hours`` (wall-clock) as a cheap prefilter: working time
+    never runs faster than the clock, so a timer it leaves out is not due. The rows it
+    lets through are read a page at a time in deadline order until ``limit`` of them are
+    due in working hours, so a weekend's worth of not-yet-due timers cannot hide one
+    that is due behind them."""
+    calendar = calendar or WorkingCalendar.from_env()
+    due: list[dict[str, Any]] = []
+    after: tuple[datetime, Any] | None = None
+    while len(due) < limit:
+        rows = conn.execute(
+            """
+            SELECT t.*, s.first_response_hours, s.support_department_id,
+                   coalesce(t.due_at, t.started_at) AS sort_at
+              FROM escalation.timers t
+              JOIN escalation.tickets k ON k.ticket_id = t.ticket_id
+              LEFT JOIN escalation.settings s ON s.establishment = t.establishment
+             WHERE t.state = 'pending'
+               AND CASE t.kind
+                     WHEN 'expire_closure' THEN t.due_at <= %(now)s AND t.stream_version >= k.left_closure_requested
+                     WHEN 'resume' THEN t.due_at <= %(now)s AND t.stream_version >= k.left_postponed
+                     ELSE s.enabled AND s.first_response_hours IS NOT NULL
+                          AND t.started_at + s.first_response_hours * interval '1 hour' <= %(now)s
+                          AND t.stream_version >= k.responded
+                   END
+               AND (%(after_at)s::timestamptz IS NULL
+                    OR (coalesce(t.due_at, t.started_at), t.event_id) > (%(after_at)s::timestamptz, %(after_id)s::uuid))
+             ORDER BY coalesce(t.due_at, t.started_at), t.event_id
+             LIMIT %(limit)s
+             FOR UPDATE OF t SKIP LOCKED
+            """,
+            {"now": now, "limit": limit, "after_at": after[0] if after else None, "after_id": after[1] if after else None},
+        ).fetchall()
+        for row in rows:
+            sort_at = row.pop("sort_at")
+            after = (sort_at, row["event_id"])
+            if row["kind"] != rules.FIRST_RESPONSE or _first_response_due(row, now, calendar):
+                due.append(row)
+        if len(rows) < limit:
+            break
+    return due[:limit]
 
 
-def settle_timer(conn: psycopg.Connection, event_id: Any, state: str, outcome: str) -> None:
+def _first_response_due(timer: dict[str, Any], now: datetime, calendar: WorkingCalendar) -> bool:
+    """The deadline counts working hours only (nights, weekends and holidays excluded)."""
+    return calendar.add_working_hours(timer["started_at"], timer["first_response_hours"]) <= now
+
+
+def settle_timer(conn: Connection, event_id: Any, state: str, outcome: str) -> None:
     conn.execute(
         "UPDATE escalation.timers SET state = %s, outcome = %s, settled_at = now() WHERE event_id = %s",
         (state, outcome[:1000], event_id),
@@ -224,7 +254,7 @@ def settle_timer(conn: psycopg.Connection, event_id: Any, state: str, outcome: s
 # -- escalations ---------------------------------------------------------------------------------------
 
 
-def record_escalation(conn: psycopg.Connection, **row: Any) -> None:
+def record_escalation(conn: Connection, **row: Any) -> None:
     """One decision (idempotent by its causing event); an escalation the central support
     already returned (its event processed first) is recorded as returned."""
     row.setdefault("refusal_reason", None)
@@ -273,7 +303,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 def list_escalations(
-    conn: psycopg.Connection,
+    conn: Connection,
     *,
     everything: bool,
     establishments: set[str],

@@ -114,7 +114,7 @@ def subject_line(number: int, ticket_subject: str, what: str) -> str:
 
 def _text_part(text: str, subtype: str) -> MIMEText:
     """A UTF-8 text part in quoted-printable."""
-    part = MIMEText(text, subtype, _UTF8_QP)
+    part = MIMEText(text, subtype, _UTF8_QP)  # type: ignore[arg-type]  # a Charset works (typeshed says str)
     del part["MIME-Version"]  # once, at the top, is enough
     return part
 

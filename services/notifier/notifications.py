@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
 import structlog
 from marshmallow import EXCLUDE, ValidationError
 
@@ -19,6 +18,7 @@ from services.notifier import recipients as rules
 from services.notifier import storage
 from services.notifier.mail import InvalidAddress, MailRenderer
 from services.notifier.texts import LANGUAGES, describe
+from shared.db import Connection
 from shared.events import EventMessageSchema, TicketSummarySchema, UnknownEventType, load_data
 
 log = structlog.stdlib.get_logger("guichet.notifier")
@@ -71,7 +71,7 @@ def parse_envelope(body: Any) -> Envelope:
     )
 
 
-def handle_ticket_event(conn: psycopg.Connection, event: Envelope, renderer: MailRenderer) -> int | None:
+def handle_ticket_event(conn: Connection, event: Envelope, renderer: MailRenderer) -> int | None:
     """Record the event's facts, then a feed entry per recipient and an email per
     recipient who wants one; returns how many were told, None for an event seen before."""
     ticket_id = event.ticket["id"]

@@ -227,8 +227,8 @@ def recipients(
     ``audience``, when the event carries one, is who may see the ticket: only they are told.
     """
     t = picture
-    audience = _Audience(t, managers, actor_id, keep_actor=event_type == "TicketSubmitted", audience=audience)
-    add = audience.add
+    told = _Audience(t, managers, actor_id, keep_actor=event_type == "TicketSubmitted", audience=audience)
+    add = told.add
     if event_type == "TicketSubmitted":
         add([t.requester], "requester")
     elif event_type == "TicketRouted":
@@ -254,7 +254,7 @@ def recipients(
             add([Person.from_ref(data.get("previous_assignee"))], "former_assignee")
         add(managers(t.department_id), "manager")
     elif event_type in ("CommentAdded", "AttachmentAdded", "AttachmentRemoved"):
-        _comment_like(audience, event_type, data, actor_id)
+        _comment_like(told, event_type, data, actor_id)
     elif event_type in ("InformationRequested", "TicketRefused", "TicketPostponed"):
         add([t.requester], "requester")
         add(t.watchers.values(), "watcher")
@@ -297,7 +297,7 @@ def recipients(
         add(managers(t.department_id), "referent", internal_only=True)
     # InvitationRevoked, WatchStarted, WatchStopped, SubjectChanged,
     # PriorityChanged, EscalationRequested: nobody (the escalation service acts on the last).
-    return audience.result()
+    return told.result()
 
 
 def _comment_like(audience: _Audience, event_type: str, data: dict[str, Any], actor_id: str) -> None:

@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 from services.notifier.recipients import Fact, Person
 from services.notifier.texts import Labels
 from shared.catalogue_copy import replace_copy
+from shared.db import Connection
 from shared.tracing import current_traceparent
 
 log = structlog.stdlib.get_logger("guichet.notifier.storage")
@@ -28,7 +29,7 @@ CONSUMER = "notifier"
 EMAILS_CHANNEL = "notifier_emails"  # NOTIFY'd when emails are queued: wakes the sender
 
 
-def first_time_locked(conn: psycopg.Connection, event_id: str, ticket_id: str) -> bool:
+def first_time_locked(conn: Connection, event_id: str, ticket_id: str) -> bool:
     """Record that the notifier handles ``event_id`` and, if it had not, take the
     ticket's lock until the transaction ends (one event of a ticket at a time, so an
     event sees the facts of the one handled just before it); False if it had. One
@@ -45,7 +46,7 @@ def first_time_locked(conn: psycopg.Connection, event_id: str, ticket_id: str) -
 # -- ticket facts ---------------------------------------------------------------------------
 
 
-def record_facts(conn: psycopg.Connection, ticket_id: str, version: int, facts: Iterable[Fact]) -> None:
+def record_facts(conn: Connection, ticket_id: str, version: int, facts: Iterable[Fact]) -> None:
     rows = [(ticket_id, f.kind, f.key, version, f.present, Jsonb(f.data)) for f in facts]
     if rows:
         with conn.cursor() as cur:
@@ -56,7 +57,7 @@ def record_facts(conn: psycopg.Connection, ticket_id: str, version: int, facts: 
             )
 
 
-def facts_as_of(conn: psycopg.Connection, ticket_id: str, version: int) -> list[Fact]:
+def facts_as_of(conn: Connection, ticket_id: str, version: int) -> list[Fact]:
     """The latest fact of each (kind, key) of a ticket up to ``version``."""
     rows = conn.execute(
         "SELECT DISTINCT ON (kind, key) kind, key, present, data FROM notifier.ticket_facts"
@@ -69,7 +70,7 @@ def facts_as_of(conn: psycopg.Connection, ticket_id: str, version: int) -> list[
 # -- people -----------------------------------------------------------------------------------
 
 
-def remember_people(conn: psycopg.Connection, people: Iterable[Person]) -> None:
+def remember_people(conn: Connection, people: Iterable[Person]) -> None:
     """Keep each person's latest name and address (writes only what changed)."""
     unique = {p.id: p for p in people if p.email or p.name}
     if not unique:
@@ -88,7 +89,7 @@ def remember_people(conn: psycopg.Connection, people: Iterable[Person]) -> None:
         )
 
 
-def directory(conn: psycopg.Connection, ids: Iterable[str]) -> tuple[dict[str, Person], dict[str, Preferences]]:
+def directory(conn: Connection, ids: Iterable[str]) -> tuple[dict[str, Person], dict[str, Preferences]]:
     """What the directory knows of each person (name, address), and each one's
     preferences (the defaults for those who never set any), in one query."""
     rows = conn.execute(
@@ -105,7 +106,7 @@ def directory(conn: psycopg.Connection, ids: Iterable[str]) -> tuple[dict[str, P
 # -- the copy of routing's catalogue ----------------------------------------------------------
 
 
-def apply_snapshot(conn: psycopg.Connection, snapshot: dict[str, Any]) -> bool:
+def apply_snapshot(conn: Connection, snapshot: dict[str, Any]) -> bool:
     """Replace the copy with a ``CatalogueChanged`` snapshot unless a newer one was
     applied (by ``global_position``); True if applied."""
     teams = snapshot["teams"]
@@ -133,7 +134,7 @@ def apply_snapshot(conn: psycopg.Connection, snapshot: dict[str, Any]) -> bool:
     return replace_copy(conn, "notifier", snapshot, ("team_managers", "teams", "categories"), fill)
 
 
-def team_managers(conn: psycopg.Connection, team_ids: Iterable[str | None]) -> dict[str, list[Person]]:
+def team_managers(conn: Connection, team_ids: Iterable[str | None]) -> dict[str, list[Person]]:
     wanted = sorted({t for t in team_ids if t})
     found: dict[str, list[Person]] = {t: [] for t in wanted}
     for r in conn.execute(
@@ -145,7 +146,7 @@ def team_managers(conn: psycopg.Connection, team_ids: Iterable[str | None]) -> d
     return found
 
 
-def teams_routing_assigns(conn: psycopg.Connection, team_ids: Iterable[str | None]) -> set[str]:
+def teams_routing_assigns(conn: Connection, team_ids: Iterable[str | None]) -> set[str]:
     """The teams whose policy gives a new ticket to an available manager at once (known
     only when routing's snapshot carries ``assignment_policy``)."""
     rows = conn.execute(
@@ -157,7 +158,7 @@ def teams_routing_assigns(conn: psycopg.Connection, team_ids: Iterable[str | Non
     return {r["id"] for r in rows}
 
 
-def labels(conn: psycopg.Connection, team_ids: Iterable[str | None], category_ids: Iterable[str | None]) -> Labels:
+def labels(conn: Connection, team_ids: Iterable[str | None], category_ids: Iterable[str | None]) -> Labels:
     rows = conn.execute(
         "SELECT 'team' AS kind, id, label_fr, label_en FROM notifier.teams WHERE id = ANY(%s)"
         " UNION ALL SELECT 'category', id, label_fr, label_en FROM notifier.categories WHERE id = ANY(%s)",
@@ -184,7 +185,7 @@ class Preferences:
         return cls(row["language"], frozenset(row["email_off"])) if row and row["language"] else cls()
 
 
-def preferences(conn: psycopg.Connection, ids: Iterable[str]) -> dict[str, Preferences]:
+def preferences(conn: Connection, ids: Iterable[str]) -> dict[str, Preferences]:
     """Each person's preferences (the defaults for those who never set any)."""
     wanted = list(ids)
     rows = conn.execute(
@@ -194,7 +195,7 @@ def preferences(conn: psycopg.Connection, ids: Iterable[str]) -> dict[str, Prefe
     return {i: Preferences.of(found.get(i)) for i in wanted}
 
 
-def save_preferences(conn: psycopg.Connection, user_id: str, language: str | None,
+def save_preferences(conn: Connection, user_id: str, language: str | None,
                      email: dict[str, bool] | None) -> Preferences:
     """Change a person's language and turn kinds of email on or off (others unchanged)."""
     with conn.transaction():
@@ -227,7 +228,7 @@ class FeedEntry:  # fields in the order of the INSERT's columns
     created_at: datetime
 
 
-def add_feed_entries(conn: psycopg.Connection, entries: list[FeedEntry]) -> None:
+def add_feed_entries(conn: Connection, entries: list[FeedEntry]) -> None:
     """One entry per person and event (a second one for the same pair is ignored)."""
     if not entries:
         return
@@ -257,7 +258,7 @@ def decode_cursor(cursor: str) -> int:
     return position
 
 
-def feed(conn: psycopg.Connection, user_id: str, *, unread_only: bool, limit: int, cursor: str | None) -> dict[str, Any]:
+def feed(conn: Connection, user_id: str, *, unread_only: bool, limit: int, cursor: str | None) -> dict[str, Any]:
     """A page of a person's feed, newest first, with their unread count."""
     language = preferences(conn, [user_id])[user_id].language
     params: dict[str, Any] = {"user": user_id, "limit": limit + 1}
@@ -272,7 +273,7 @@ def feed(conn: psycopg.Connection, user_id: str, *, unread_only: bool, limit: in
         f" FROM notifier.feed_entries WHERE {where} ORDER BY position DESC LIMIT %(limit)s",
         params,
     ).fetchall()
-    unread = conn.execute(
+    unread = conn.execute(  # type: ignore[index]  # an aggregate always gives one row
         "SELECT count(*) AS n FROM notifier.feed_entries WHERE user_id = %s AND read_at IS NULL", (user_id,)
     ).fetchone()["n"]
     page = rows[:limit]
@@ -294,7 +295,7 @@ def feed(conn: psycopg.Connection, user_id: str, *, unread_only: bool, limit: in
     }
 
 
-def mark_read(conn: psycopg.Connection, user_id: str, entry_id: str) -> bool:
+def mark_read(conn: Connection, user_id: str, entry_id: str) -> bool:
     """Mark one of the person's entries read; False if they have no such entry."""
     try:
         UUID(entry_id)
@@ -308,7 +309,7 @@ def mark_read(conn: psycopg.Connection, user_id: str, entry_id: str) -> bool:
     return row is not None
 
 
-def mark_all_read(conn: psycopg.Connection, user_id: str) -> int:
+def mark_all_read(conn: Connection, user_id: str) -> int:
     cur = conn.execute(
         "UPDATE notifier.feed_entries SET read_at = now() WHERE user_id = %s AND read_at IS NULL", (user_id,)
     )
@@ -331,7 +332,7 @@ class QueuedEmail:  # fields in the order of the INSERT's columns
     raw: bytes
 
 
-def queue_emails(conn: psycopg.Connection, emails: list[QueuedEmail]) -> int:
+def queue_emails(conn: Connection, emails: list[QueuedEmail]) -> int:
     """Queue each email under its key (event, recipient); how many keys were new."""
     if not emails:
         return 0
@@ -351,5 +352,5 @@ def queue_emails(conn: psycopg.Connection, emails: list[QueuedEmail]) -> int:
                 return queued
 
 
-def wake_sender(conn: psycopg.Connection) -> None:
+def wake_sender(conn: Connection) -> None:
     conn.execute("SELECT pg_notify(%s, '')", (EMAILS_CHANNEL,))

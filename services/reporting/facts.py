@@ -4,7 +4,7 @@
 and routed, its first response by a manager, each period in each status, its
 escalations, reopenings, resolution, rating and feedback, each with the department,
 category and assignee as they were at the time. The ticket's state between events is
-the tickets service's own fold (``services.tickets.domain.Ticket.apply``), so statuses
+the tickets service's own fold (``shared.ticket_state.TicketState.apply``), so statuses
 here are exactly the ones the ticket had.
 
 Facts are a function of the events alone, not of the order they arrived in: the
@@ -15,14 +15,16 @@ facts.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from services.tickets.domain import FINAL, Ticket
 from shared.calendar import WorkingCalendar
+from shared.contract import FINAL
 from shared.events import EVENT_SCHEMAS, load_data
+from shared.ticket_state import TicketState
 
 # First response by a manager (issue #16): their first public comment, their first
 # request for information, or the closure request.
@@ -132,7 +134,7 @@ def contiguous(events: Iterable[Event]) -> list[Event]:
     return run
 
 
-def _dims(t: Ticket) -> tuple[str | None, str | None, str | None, str | None]:
+def _dims(t: TicketState) -> tuple[str | None, str | None, str | None, str | None]:
     return t.status, t.department_id, t.category_id, (t.assignee or {}).get("id")
 
 
@@ -140,14 +142,14 @@ def project(ticket_id: str, events: Iterable[Event], calendar: WorkingCalendar) 
     """The facts of a ticket from its events (any order; only the contiguous run from
     version 1 counts). Event types this service does not know are skipped."""
     facts = Facts(ticket_id)
-    state = Ticket()
+    state = TicketState()
     open_escalation: Escalation | None = None
     for event in contiguous(events):
         facts.version = event.stream_version
         if event.event_type not in EVENT_SCHEMAS or not hasattr(state, f"_on_{event.event_type}"):
             continue  # a newer event type: nothing to count (yet)
         data = load_data(event.event_type, event.schema_version, event.data)
-        before = state.copy() if event.event_type == "CommentAdded" else None
+        before = copy.deepcopy(state) if event.event_type == "CommentAdded" else None
         status_before, department_before, category_before, assignee_before = _dims(state)
         state.apply(event.event_type, data, occurred_at=event.occurred_at,
                     actor={"id": event.actor_id, "name": event.actor_name, "kind": event.actor_kind})
@@ -203,7 +205,7 @@ def project(ticket_id: str, events: Iterable[Event], calendar: WorkingCalendar) 
     return facts
 
 
-def _is_response(kind: str, data: dict[str, Any], event: Event, before: Ticket | None) -> bool:
+def _is_response(kind: str, data: dict[str, Any], event: Event, before: TicketState | None) -> bool:
     """A manager responded: a request for information or for closure, or a public
     comment by a person who is neither the requester nor an invitee (so a manager or an
     admin, the only others who may comment)."""
@@ -215,7 +217,7 @@ def _is_response(kind: str, data: dict[str, Any], event: Event, before: Ticket |
     return event.actor_id != (before.requester or {}).get("id") and event.actor_id not in before.invitees
 
 
-def _follow_periods(facts: Facts, state: Ticket, at: datetime) -> None:
+def _follow_periods(facts: Facts, state: TicketState, at: datetime) -> None:
     status, department_id, category_id, assignee_id = _dims(state)
     current = facts.periods[-1] if facts.periods else None
     if current is not None and (current.status, current.department_id, current.category_id,

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 import snowballstemmer
 
-from services.tickets.domain import NOT_FINAL
+from shared.contract import NOT_FINAL
 
 PERIODS = ("day", "week", "month", "academic-year")
 GROUPS = ("department", "category", "establishment", "manager")

@@ -104,7 +104,7 @@ class ReportingBackend:
                 "previous": counted_before.get(key, 0), "trend": figures.trend(len(subjects), counted_before.get(key, 0)),
                 "terms": figures.top_terms(subjects, query["limit"]),
             })
-        items.sort(key=lambda i: (-i["created"], -i["previous"], i["category_id"] or ""))
+        items.sort(key=lambda i: (-i["created"], -i["previous"], i["category_id"] or ""))  # type: ignore[operator]
         return {"period": period.view(), "previous_period": previous.view(), "filters": _filters_view(filters),
                 "items": items}
 

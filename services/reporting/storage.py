@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 from services.reporting.facts import Event, Facts, project
 from shared.calendar import WorkingCalendar
 from shared.catalogue_copy import replace_copy
+from shared.db import Connection
 
 log = structlog.stdlib.get_logger("guichet.reporting")
 
@@ -25,7 +26,7 @@ STREAM_PREFIX = "ticket-"
 # -- processed events -------------------------------------------------------------------------
 
 
-def first_time(conn: psycopg.Connection, consumer: str, event_id: str) -> bool:
+def first_time(conn: Connection, consumer: str, event_id: str) -> bool:
     """Record that ``consumer`` handles ``event_id``; False if it already had."""
     return conn.execute(
         "INSERT INTO reporting.processed_events (consumer, event_id) VALUES (%s, %s) ON CONFLICT DO NOTHING"
@@ -60,7 +61,7 @@ class Catalogue:
         return None
 
 
-def load_catalogue(conn: psycopg.Connection) -> Catalogue:
+def load_catalogue(conn: Connection) -> Catalogue:
     managers: dict[str, dict[str, str | None]] = {}
     for r in conn.execute("SELECT team_id, user_id, name FROM reporting.team_managers").fetchall():
         managers.setdefault(r["team_id"], {})[r["user_id"]] = r["name"]
@@ -69,7 +70,7 @@ def load_catalogue(conn: psycopg.Connection) -> Catalogue:
     return Catalogue(teams, managers, categories)
 
 
-def apply_snapshot(conn: psycopg.Connection, snapshot: dict[str, Any]) -> bool:
+def apply_snapshot(conn: Connection, snapshot: dict[str, Any]) -> bool:
     """Replace the copy with routing's ``snapshot`` unless a newer one was applied."""
 
     def fill(cur: psycopg.Cursor) -> None:
@@ -104,7 +105,7 @@ def ticket_id_of(stream_id: str) -> str:
     return stream_id.removeprefix(STREAM_PREFIX)
 
 
-def keep_event(conn: psycopg.Connection, message: dict[str, Any]) -> str:
+def keep_event(conn: Connection, message: dict[str, Any]) -> str:
     """Keep a ticket event from the broker (a redelivery changes nothing); returns the
     ticket's id. Call inside a transaction."""
     ticket_id = ticket_id_of(message["stream_id"])
@@ -120,7 +121,7 @@ def keep_event(conn: psycopg.Connection, message: dict[str, Any]) -> str:
     return ticket_id
 
 
-def ticket_events(conn: psycopg.Connection, ticket_id: str) -> list[Event]:
+def ticket_events(conn: Connection, ticket_id: str) -> list[Event]:
     rows = conn.execute(
         "SELECT * FROM reporting.ticket_events WHERE ticket_id = %s ORDER BY stream_version", (ticket_id,)
     ).fetchall()
@@ -132,7 +133,7 @@ def _event(r: dict[str, Any]) -> Event:
                  r["actor_kind"], r["data"], r["actor_name"])
 
 
-def refold(conn: psycopg.Connection, ticket_id: str, calendar: WorkingCalendar) -> Facts:
+def refold(conn: Connection, ticket_id: str, calendar: WorkingCalendar) -> Facts:
     """Fold the ticket's kept events into its facts again and save them (in the caller's
     transaction)."""
     facts = project(ticket_id, ticket_events(conn, ticket_id), calendar)
@@ -158,7 +159,7 @@ def _insert(table: str, columns: tuple[str, ...]) -> str:
     return f"INSERT INTO reporting.{table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
 
 
-def save_facts(conn: psycopg.Connection, many: list[Facts]) -> None:
+def save_facts(conn: Connection, many: list[Facts]) -> None:
     """Replace the facts of these tickets (their periods and escalations go with them);
     written with COPY, a round trip per table whatever the number of tickets."""
     if not many:
@@ -172,7 +173,7 @@ def save_facts(conn: psycopg.Connection, many: list[Facts]) -> None:
               ((f.ticket_id, *(getattr(e, c) for c in _ESCALATION_COLUMNS[1:])) for f in many for e in f.escalations))
 
 
-def _copy(cur: psycopg.Cursor, table: str, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> None:
+def _copy(cur: psycopg.Cursor[Any], table: str, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> None:
     with cur.copy(f"COPY reporting.{table} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
@@ -181,7 +182,7 @@ def _copy(cur: psycopg.Cursor, table: str, columns: tuple[str, ...], rows: Itera
 # -- rebuild from the event log ---------------------------------------------------------------------------
 
 
-def rebuild(conn: psycopg.Connection, calendar: WorkingCalendar, batch_size: int = 2000) -> int:
+def rebuild(conn: Connection, calendar: WorkingCalendar, batch_size: int = 2000) -> int:
     """Replace everything the service derived from ticket events by a replay of the
     tickets service's event log; returns how many events were read. Memory stays
     bounded by ``batch_size``: the log is copied in ``global_position`` order, then
@@ -193,7 +194,7 @@ def rebuild(conn: psycopg.Connection, calendar: WorkingCalendar, batch_size: int
     # The log is copied inside PostgreSQL (as keep_event would, event by event), in
     # global_position order, a slice at a time.
     position, count = 0, 0
-    last = conn.execute("SELECT coalesce(max(global_position), 0) AS last FROM tickets.events").fetchone()["last"]
+    last = conn.execute("SELECT coalesce(max(global_position), 0) AS last FROM tickets.events").fetchone()["last"]  # type: ignore[index]  # an aggregate always gives one row
     while position < last:
         count += conn.execute(
             "INSERT INTO reporting.ticket_events (ticket_id, stream_version, event_id, global_position, event_type,"
@@ -214,7 +215,7 @@ def rebuild(conn: psycopg.Connection, calendar: WorkingCalendar, batch_size: int
     return count
 
 
-def _tickets_in_batches(conn: psycopg.Connection, batch_size: int) -> Iterator[list[tuple[str, list[Event]]]]:
+def _tickets_in_batches(conn: Connection, batch_size: int) -> Iterator[list[tuple[str, list[Event]]]]:
     """Each ticket's kept events, about ``batch_size`` events at a time, whole tickets."""
     after = UUID(int=0)
     while True:
@@ -234,7 +235,7 @@ def _tickets_in_batches(conn: psycopg.Connection, batch_size: int) -> Iterator[l
         after = ids[-1]
 
 
-def snapshot_of_facts(conn: psycopg.Connection) -> dict[str, list[dict[str, Any]]]:
+def snapshot_of_facts(conn: Connection) -> dict[str, list[dict[str, Any]]]:
     """Every derived row, in a stable order (tests compare the live projection with a
     rebuilt one)."""
     return {
@@ -306,7 +307,7 @@ def _group(dims: dict[str, str], group_by: str | None) -> str:
     return "t.establishment" if group_by == "establishment" else dims[group_by]
 
 
-def created_rows(conn: psycopg.Connection, start: datetime, end: datetime, scope: Scope,
+def created_rows(conn: Connection, start: datetime, end: datetime, scope: Scope,
                  filters: dict[str, str | None], group_by: str | None) -> list[dict[str, Any]]:
     """The tickets created in ``[start, end)`` the caller may see and ``filters`` keep,
     each with its subject and ``group_key`` (the recurring problems read them)."""
@@ -345,7 +346,7 @@ _AGGREGATES = {
 }
 
 
-def aggregates(conn: psycopg.Connection, start: datetime, end: datetime, scope: Scope,
+def aggregates(conn: Connection, start: datetime, end: datetime, scope: Scope,
                filters: dict[str, str | None], group_by: str | None) -> dict[Any, dict[str, Any]]:
     """What the summary adds up over ``[start, end)``, in total (key ``TOTAL``) and per
     group: ``{key: {kind: row}}``, periods as ``{"periods": {status: row}}``, and the
@@ -376,7 +377,7 @@ class _Total:
 TOTAL: Any = _Total()
 
 
-def _grouped(conn: psycopg.Connection, kind: str, select: str, dims: dict[str, str], start: datetime, end: datetime,
+def _grouped(conn: Connection, kind: str, select: str, dims: dict[str, str], start: datetime, end: datetime,
              scope: Scope, filters: dict[str, str | None], group_by: str | None,
              by_status: bool = False) -> list[dict[str, Any]]:
     """One aggregate query: the total and, with ``group_by``, each group (GROUPING SETS)."""
@@ -408,7 +409,7 @@ def _grouped(conn: psycopg.Connection, kind: str, select: str, dims: dict[str, s
     return rows
 
 
-def timeline(conn: psycopg.Connection, start: datetime, end: datetime, step: str, zone: str, scope: Scope,
+def timeline(conn: Connection, start: datetime, end: datetime, step: str, zone: str, scope: Scope,
              filters: dict[str, str | None]) -> dict[str, dict[Any, dict[str, Any]]]:
     """Per ``step`` (day, week or month, in the time zone ``zone``) of ``[start, end)``:
     tickets created and resolved, and the median first-response and resolution times.

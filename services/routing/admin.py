@@ -22,6 +22,7 @@ import psycopg
 
 from services.routing import storage
 from services.routing.catalogue import Catalogue, Category, Department, Faq, Manager
+from shared.db import Connection
 
 LANGUAGES = ("fr", "en")
 
@@ -233,11 +234,11 @@ def update_category(catalogue: Catalogue, category_id: str, body: dict[str, Any]
     return _with_category(catalogue, category_from({**body, "id": category_id}, position))
 
 
-def no_open_tickets(category_id: str) -> Callable[[psycopg.Connection], None]:
+def no_open_tickets(category_id: str) -> Callable[[Connection], None]:
     """A guard refusing to delete a category that open tickets use (they would show its
     raw id): move or close them first."""
 
-    def guard(conn: psycopg.Connection) -> None:
+    def guard(conn: Connection) -> None:
         count = storage.open_tickets_in(conn, category_id)
         if count:
             raise Conflict(f"category {category_id!r} is used by {count} open ticket(s):"
@@ -341,7 +342,7 @@ class CatalogueEditor:
             return storage.load_catalogue(conn)
 
     def change(self, edit: Callable[[Catalogue], Catalogue],
-               guard: Callable[[psycopg.Connection], None] | None = None) -> Catalogue:
+               guard: Callable[[Connection], None] | None = None) -> Catalogue:
         """Apply ``edit`` to the current catalogue, check, store and announce the result,
         all in one transaction; the catalogue afterwards (unchanged: nothing written).
         ``guard``, if given, may refuse the change from what the database holds."""

@@ -19,9 +19,7 @@ from nameko.extensions import DependencyProvider
 from services.routing import storage
 from services.routing.catalogue import Route, choose_assignee
 from services.routing.http import RoutingBackend, RoutingHttp
-from services.tickets import domain
-from services.tickets.commands import TicketNotFound
-from services.tickets.rpc_errors import EXPECTED  # noqa: F401  (callers get the tickets' errors back typed)
+from shared import contract  # the tickets' errors, registered: they come back typed
 from shared.consumer import consume_ticket_events
 from shared.nameko_deps import DatabasePool, OutboxRelayRunner, ServiceRpc, rpc
 
@@ -129,7 +127,7 @@ class RoutingService(RoutingHttp):
                 # The support's policy assigns within the support team, even when a
                 # referent was handling it (the referents keep full access).
                 self.assign(route, routed, event_id)
-        except (domain.DomainError, TicketNotFound) as exc:
+        except (contract.DomainError, contract.TicketNotFound) as exc:
             # The ticket moved on (closed, cancelled...) before routing got to it.
             log.warning("routing refused by the ticket", error=str(exc))
         with self.backend.pool.connection() as conn:
@@ -171,9 +169,9 @@ class RoutingService(RoutingHttp):
                 storage.record_decision(conn, event_id, ticket_id, route.team, assignee)
         try:
             self.tickets.assign(ACTOR, ticket_id, assignee, idempotency_key=f"assign:{event_id}", causation_id=event_id)
-        except domain.DomainError as exc:
+        except contract.DomainError as exc:
             log.warning("assignment refused by the ticket", assignee=assignee, error=str(exc))
             with self.backend.pool.connection() as conn:
-                storage.uncount_tentative(conn, ticket_id, assignee, ticket["version"])
+                storage.uncount_tentative(conn, ticket_id, assignee, ticket["version"])  # type: ignore[arg-type]  # set: we got here by assigning
             if reused:
                 self.assign(route, ticket, event_id, reuse=False)

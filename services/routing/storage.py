@@ -7,17 +7,17 @@ import hashlib
 from dataclasses import replace
 from typing import Any
 
-import psycopg
 from psycopg.types.json import Jsonb
 
 from services.routing.catalogue import DEFAULT_CLOSURE_EXPIRY_DAYS, Catalogue, Category, Department, Faq, Manager
+from shared.db import Connection
 
 # The event other services keep their copy of teams, managers and categories from.
 CATALOGUE_CHANGED = "CatalogueChanged"
 EXCHANGE = "routing.events"
 
 
-def load_catalogue(conn: psycopg.Connection) -> Catalogue:
+def load_catalogue(conn: Connection) -> Catalogue:
     managers: dict[str, list[Manager]] = {}
     for r in conn.execute(
         "SELECT department_id, establishment, user_id, name, email, available FROM routing.managers"
@@ -62,7 +62,7 @@ def same_catalogue(a: Catalogue, b: Catalogue) -> bool:
 CATALOGUE_LOCK = int.from_bytes(hashlib.sha256(b"routing-catalogue").digest()[:7], "big")
 
 
-def lock_catalogue(conn: psycopg.Connection) -> None:
+def lock_catalogue(conn: Connection) -> None:
     """Hold the catalogue's lock until the end of the transaction: one writer at a time
     (an admin's change, a configuration load), each reading what the last one wrote."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (CATALOGUE_LOCK,))
@@ -71,7 +71,7 @@ def lock_catalogue(conn: psycopg.Connection) -> None:
 _cached: tuple[Any, Catalogue] | None = None
 
 
-def current_catalogue(conn: psycopg.Connection) -> Catalogue:
+def current_catalogue(conn: Connection) -> Catalogue:
     """The stored catalogue, read again only when it changed: every change announces a
     snapshot, so the last announcement's id is the catalogue's version (one
     index lookup instead of four table reads on each ticket routed)."""
@@ -88,7 +88,7 @@ def current_catalogue(conn: psycopg.Connection) -> Catalogue:
     return _cached[1]
 
 
-def replace_catalogue(conn: psycopg.Connection, catalogue: Catalogue) -> None:
+def replace_catalogue(conn: Connection, catalogue: Catalogue) -> None:
     """Make the stored catalogue exactly ``catalogue`` and announce it, in one transaction.
 
     Assignment state of teams that still exist is kept.
@@ -127,7 +127,7 @@ def replace_catalogue(conn: psycopg.Connection, catalogue: Catalogue) -> None:
         announce(conn, catalogue)
 
 
-def announce(conn: psycopg.Connection, catalogue: Catalogue) -> None:
+def announce(conn: Connection, catalogue: Catalogue) -> None:
     """Queue a snapshot of teams, managers and categories for the other services.
 
     A snapshot, not a diff: a consumer that missed one is right again with the next,
@@ -193,12 +193,12 @@ def snapshot(catalogue: Catalogue) -> dict[str, Any]:
 # -- assignment state ---------------------------------------------------------------------
 
 
-def last_assignee(conn: psycopg.Connection, team: str) -> str | None:
+def last_assignee(conn: Connection, team: str) -> str | None:
     row = conn.execute("SELECT last_user_id FROM routing.round_robin WHERE team = %s", (team,)).fetchone()
     return row["last_user_id"] if row else None
 
 
-def remember_assignee(conn: psycopg.Connection, team: str, user_id: str) -> None:
+def remember_assignee(conn: Connection, team: str, user_id: str) -> None:
     conn.execute(
         "INSERT INTO routing.round_robin (team, last_user_id) VALUES (%s, %s)"
         " ON CONFLICT (team) DO UPDATE SET last_user_id = EXCLUDED.last_user_id",
@@ -206,7 +206,7 @@ def remember_assignee(conn: psycopg.Connection, team: str, user_id: str) -> None
     )
 
 
-def loads(conn: psycopg.Connection, team: str) -> dict[str, int]:
+def loads(conn: Connection, team: str) -> dict[str, int]:
     """Open tickets per assignee of a team, as routing has seen them."""
     rows = conn.execute(
         "SELECT assignee_id, count(*) AS n FROM routing.tickets"
@@ -216,7 +216,7 @@ def loads(conn: psycopg.Connection, team: str) -> dict[str, int]:
     return {r["assignee_id"]: r["n"] for r in rows}
 
 
-def track_ticket(conn: psycopg.Connection, ticket: dict[str, Any], open_: bool) -> None:
+def track_ticket(conn: Connection, ticket: dict[str, Any], open_: bool) -> None:
     """Keep routing's view of a ticket's team, assignee and openness (newest version wins)."""
     conn.execute(
         "INSERT INTO routing.tickets (ticket_id, team, assignee_id, open, version, category_id)"
@@ -229,15 +229,15 @@ def track_ticket(conn: psycopg.Connection, ticket: dict[str, Any], open_: bool) 
     )
 
 
-def open_tickets_in(conn: psycopg.Connection, category_id: str) -> int:
+def open_tickets_in(conn: Connection, category_id: str) -> int:
     """How many open tickets (as routing has seen them) are filed in the category."""
     row = conn.execute(
         "SELECT count(*) AS n FROM routing.tickets WHERE open AND category_id = %s", (category_id,)
     ).fetchone()
-    return row["n"]
+    return row["n"]  # type: ignore[index]  # an aggregate always gives one row
 
 
-def count_tentatively(conn: psycopg.Connection, ticket_id: str, team: str, user_id: str, version: int) -> None:
+def count_tentatively(conn: Connection, ticket_id: str, team: str, user_id: str, version: int) -> None:
     """Count the ticket in ``user_id``'s load as soon as routing decides, at the version
     it decided on: the ``TicketAssigned`` event that follows (a higher version) confirms
     or corrects it."""
@@ -249,7 +249,7 @@ def count_tentatively(conn: psycopg.Connection, ticket_id: str, team: str, user_
     )
 
 
-def uncount_tentative(conn: psycopg.Connection, ticket_id: str, user_id: str, version: int) -> None:
+def uncount_tentative(conn: Connection, ticket_id: str, user_id: str, version: int) -> None:
     """Take back a tentative count the ticket refused (unless newer events replaced it)."""
     conn.execute(
         "UPDATE routing.tickets SET assignee_id = NULL WHERE ticket_id = %s AND assignee_id = %s AND version = %s",
@@ -257,13 +257,13 @@ def uncount_tentative(conn: psycopg.Connection, ticket_id: str, user_id: str, ve
     )
 
 
-def decided_assignee(conn: psycopg.Connection, event_id: str) -> str | None:
+def decided_assignee(conn: Connection, event_id: str) -> str | None:
     """The assignee already chosen for the ticket this event routed, if any."""
     row = conn.execute("SELECT assignee_id FROM routing.assignment_decisions WHERE event_id = %s", (event_id,)).fetchone()
     return row["assignee_id"] if row else None
 
 
-def record_decision(conn: psycopg.Connection, event_id: str, ticket_id: str, team: str, user_id: str) -> None:
+def record_decision(conn: Connection, event_id: str, ticket_id: str, team: str, user_id: str) -> None:
     conn.execute(
         "INSERT INTO routing.assignment_decisions (event_id, ticket_id, team, assignee_id) VALUES (%s, %s, %s, %s)"
         " ON CONFLICT (event_id) DO UPDATE SET team = EXCLUDED.team, assignee_id = EXCLUDED.assignee_id,"
@@ -272,7 +272,7 @@ def record_decision(conn: psycopg.Connection, event_id: str, ticket_id: str, tea
     )
 
 
-def first_time(conn: psycopg.Connection, consumer: str, event_id: str) -> bool:
+def first_time(conn: Connection, consumer: str, event_id: str) -> bool:
     """Record that ``consumer`` handles ``event_id``; False if it already had."""
     row = conn.execute(
         "INSERT INTO routing.processed_events (consumer, event_id) VALUES (%s, %s) ON CONFLICT DO NOTHING"

@@ -12,9 +12,10 @@ import psycopg
 
 from services.tickets.views import LABELS
 from shared.catalogue_copy import replace_copy
+from shared.db import Connection
 
 
-def apply_snapshot(conn: psycopg.Connection, snapshot: dict[str, Any]) -> bool:
+def apply_snapshot(conn: Connection, snapshot: dict[str, Any]) -> bool:
     """Replace the copy with ``snapshot`` unless a newer one was applied; True if applied."""
 
     def fill(cur: psycopg.Cursor) -> None:

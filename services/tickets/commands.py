@@ -18,12 +18,13 @@ from uuid import uuid4
 import psycopg
 import structlog
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
 
 from services.tickets import projections
-from services.tickets.domain import COMMANDS, Actor, Change, Context, DomainError, InvalidArgument, Ticket, User
+from services.tickets.domain import COMMANDS, Actor, Change, Context, Ticket, User
 from services.tickets.views import LABELS, render
 from shared import idempotency
+from shared.contract import Conflict, DomainError, InvalidArgument, TicketNotFound, UnknownUser, VersionMismatch
+from shared.db import Connection, Pool
 from shared.events import SCHEMA_VERSIONS, encode_data, visible_data
 from shared.eventstore import ConcurrencyError, EventStore, NewEvent, RecordedEvent, Statement
 from shared.idempotency import IdempotencyKeyReused
@@ -34,42 +35,6 @@ log = structlog.stdlib.get_logger("guichet.tickets")
 MAX_ATTEMPTS = 5
 
 
-class TicketNotFound(Exception):
-    """Unknown, or invisible to the caller: the two look the same (HTTP 404)."""
-
-    def __init__(self, ticket_ref: object) -> None:
-        super().__init__(str(ticket_ref))
-        self.ticket_ref = ticket_ref
-
-
-class Conflict(Exception):
-    """The ticket kept changing under the command (HTTP 409)."""
-
-
-class VersionMismatch(Exception):
-    """``If-Match`` named a version the ticket is no longer at (HTTP 412)."""
-
-    def __init__(self, expected: int, actual: int) -> None:
-        super().__init__(expected, actual)
-        self.expected = expected
-        self.actual = actual
-
-    def __str__(self) -> str:
-        return f"the ticket is at version {self.actual}, not {self.expected}"
-
-
-class UnknownUser(Exception):
-    """A login or email that nobody has used yet (HTTP 422)."""
-
-    def __init__(self, reason: str, field: str = "user") -> None:
-        super().__init__(reason, field)
-        self.reason = reason
-        self.field = field
-
-    def __str__(self) -> str:
-        return self.reason
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -78,7 +43,7 @@ class DatabaseMembership:
     """Who manages which department, from ``tickets.department_managers``; cached per
     command, since the rules ask the same question several times."""
 
-    def __init__(self, conn: psycopg.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._departments: dict[str, frozenset[str]] = {}
         self._managers: dict[str, list[User]] = {}
@@ -116,7 +81,7 @@ class DatabaseMembership:
         return department_id in self._departments[user_id]
 
 
-def _context(conn: psycopg.Connection, actor: Actor, now: datetime) -> Context:
+def _context(conn: Connection, actor: Actor, now: datetime) -> Context:
     membership = DatabaseMembership(conn)
     return Context(actor=actor, now=now, membership=membership, escalable=membership.escalable)
 
@@ -131,7 +96,7 @@ class TicketNumbers:
         self._free: list[int] = []
         self._lock = threading.Lock()
 
-    def next(self, conn: psycopg.Connection) -> int:
+    def next(self, conn: Connection) -> int:
         with self._lock:
             if not self._free:
                 rows = conn.execute(
@@ -146,7 +111,7 @@ class TicketCommands:
 
     def __init__(
         self,
-        pool: ConnectionPool,
+        pool: Pool,
         store: EventStore | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -239,7 +204,7 @@ class TicketCommands:
 
     def _decide_and_append(
         self,
-        conn: psycopg.Connection,
+        conn: Connection,
         steps: list[tuple[str, dict[str, Any]]],
         actor: Actor,
         ticket_ref: object,
@@ -337,7 +302,7 @@ class TicketCommands:
             )
         return new_events
 
-    def _check_category(self, conn: psycopg.Connection, action: str, category_id: object) -> None:
+    def _check_category(self, conn: Connection, action: str, category_id: object) -> None:
         if not isinstance(category_id, str):
             return  # the aggregate explains what a category id must be
         known = LABELS.known_categories(conn)
@@ -346,7 +311,7 @@ class TicketCommands:
         if known and category_id not in known:
             raise InvalidArgument(action, None, "category_id", f"unknown category {category_id!r}")
 
-    def _resolve_users(self, conn: psycopg.Connection, action: str, args: dict[str, Any]) -> dict[str, Any]:
+    def _resolve_users(self, conn: Connection, action: str, args: dict[str, Any]) -> dict[str, Any]:
         """Turn the logins or emails the caller names into the people tickets record."""
         if action in ("assign",) and not isinstance(args.get("assignee"), User):
             args["assignee"] = self.find_user(conn, args.get("assignee"), "assignee")
@@ -371,7 +336,7 @@ class TicketCommands:
             log.info("access rechecked after a change of the teams", tickets=len(rows))
         return len(rows)
 
-    def find_user(self, conn: psycopg.Connection, login_or_email: object, field: str = "user") -> User:
+    def find_user(self, conn: Connection, login_or_email: object, field: str = "user") -> User:
         if not isinstance(login_or_email, str) or not login_or_email.strip():
             raise UnknownUser("a login or an email is required", field)
         key = login_or_email.strip()
@@ -403,7 +368,7 @@ class TicketCommands:
     # -- idempotency
 
     def _first_result(
-        self, conn: psycopg.Connection, actor: Actor, key: str, action: str, fingerprint: str
+        self, conn: Connection, actor: Actor, key: str, action: str, fingerprint: str
     ) -> dict[str, Any] | None:
         row = conn.execute(
             "SELECT action, fingerprint, result FROM tickets.idempotency_keys WHERE actor_id = %s AND key = %s",
@@ -417,7 +382,7 @@ class TicketCommands:
 
     # -- reading
 
-    def load(self, conn: psycopg.Connection, ticket_ref: object) -> Ticket | None:
+    def load(self, conn: Connection, ticket_ref: object) -> Ticket | None:
         """The ticket replayed from its stream (the truth), found by uuid or number."""
         ticket_id = projections.parse_ticket_ref(ticket_ref)
         if isinstance(ticket_id, int):
@@ -501,7 +466,7 @@ def _remember(actor: Actor, key: str, action: str, fingerprint: str, result: dic
     )
 
 
-def _run_alone(conn: psycopg.Connection, statement: Statement) -> None:
+def _run_alone(conn: Connection, statement: Statement) -> None:
     try:
         conn.execute(statement.query, statement.params)
     except psycopg.errors.UniqueViolation as exc:

@@ -15,14 +15,14 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 import structlog
 from werkzeug.wrappers import Request, Response
 
-from services.attachments.errors import AttachmentInUse, UnknownAttachment
 from services.tickets import commands as cmd
 from services.tickets import domain, schemas
 from services.tickets.openapi import openapi_document
 from services.tickets.queries import InvalidCursor, TicketQueries
-from shared import idempotency
+from shared import contract, idempotency
 from shared.auth import Identity, TokenVerifier
 from shared.config import Settings
+from shared.contract import AttachmentInUse, UnknownAttachment
 from shared.failures import circuit
 from shared.nameko_deps import ServiceRpc
 from shared.web import ApiHandler, HttpProblem, ServiceProbes, json_response, load_query, read_json, readiness
@@ -31,9 +31,9 @@ from shared.web import ApiHandler, HttpProblem, ServiceProbes, json_response, lo
 class TicketsApiHandler(ApiHandler):
     errors = (
         (cmd.TicketNotFound, 404),
-        (domain.Forbidden, 403),
-        (domain.InvalidArgument, 422),
-        (domain.InvalidTransition, 409),
+        (contract.Forbidden, 403),
+        (contract.InvalidArgument, 422),
+        (contract.InvalidTransition, 409),
         (cmd.Conflict, 409),
         (cmd.VersionMismatch, 412),
         (cmd.IdempotencyKeyReused, 422),
@@ -286,7 +286,7 @@ class TicketsHttp(ServiceProbes):
         try:
             return self._act(request, "attach", actor, current["id"], _attach_args(uploads[0], body["visibility"]),
                              status=201)
-        except domain.InvalidTransition:
+        except contract.InvalidTransition:
             # A twin request attached it first: the same answer as if this one had.
             again = self.backend.commands.get(actor, ticket)
             if any(a["id"] == attachment_id for a in again["attachments"]):

@@ -37,7 +37,7 @@ def _change(summary: str, body: type | None, status: int = 200, *, if_match: boo
     }
     if body is not None:
         # A body whose fields are all optional may be left out altogether.
-        required = any(f.required for f in body._declared_fields.values())
+        required = any(f.required for f in body._declared_fields.values())  # type: ignore[attr-defined]
         operation["requestBody"] = {"required": required, "content": _json(body)}
     return operation
 

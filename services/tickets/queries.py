@@ -15,12 +15,12 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import sql
-from psycopg_pool import ConnectionPool
 
 from services.tickets.commands import DatabaseMembership
 from services.tickets.domain import Actor, Context
 from services.tickets.projections import state_from_json
 from services.tickets.views import LABELS, render
+from shared.db import Pool
 
 SCOPES = ("mine", "invited", "watched", "assigned", "department", "all")
 
@@ -44,7 +44,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
 
 
 class TicketQueries:
-    def __init__(self, pool: ConnectionPool, clock: Any) -> None:
+    def __init__(self, pool: Pool, clock: Any) -> None:
         self.pool = pool
         self.clock = clock
 

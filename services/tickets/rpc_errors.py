@@ -1,22 +1,6 @@
-"""The tickets service's errors, registered so that RPC callers (routing, escalation...)
-get them back as themselves rather than as a RemoteError."""
+"""The tickets service's RPC errors (``shared.contract``, where callers find them too),
+as its RPC methods declare them."""
 
-from nameko.exceptions import deserialize_to_instance
+from shared.contract import TICKETS_ERRORS as EXPECTED
 
-from services.tickets import commands as cmd
-from services.tickets import domain
-
-EXPECTED = (
-    domain.DomainError,
-    cmd.TicketNotFound,
-    cmd.Conflict,
-    cmd.VersionMismatch,
-    cmd.IdempotencyKeyReused,
-    cmd.UnknownUser,
-)
-
-for _error in (
-    domain.Forbidden, domain.InvalidTransition, domain.InvalidArgument,
-    cmd.TicketNotFound, cmd.Conflict, cmd.VersionMismatch, cmd.IdempotencyKeyReused, cmd.UnknownUser,
-):
-    deserialize_to_instance(_error)
+__all__ = ["EXPECTED"]

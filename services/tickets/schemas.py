@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from services.tickets.domain import STATUSES
 from services.tickets.queries import SCOPES
+from shared.contract import STATUSES
 
 ID = validate.Length(1, 100)
 SUBJECT = validate.Length(1, 200)

@@ -19,6 +19,7 @@ from services.tickets import catalogue_copy, domain
 from services.tickets import commands as cmd
 from services.tickets.http import TicketsBackend, TicketsHttp
 from services.tickets.rpc_errors import EXPECTED
+from shared import contract
 from shared.catalogue_copy import REVISION_SQL
 from shared.nameko_deps import CatalogueRequest, DatabasePool, OutboxRelayRunner, rpc
 
@@ -38,7 +39,7 @@ def parse_actor(actor: Any) -> domain.Actor:
     try:
         return domain.Actor(**ActorSchema().load(actor))
     except (ValidationError, TypeError) as exc:
-        raise domain.InvalidArgument("call", None, "actor", f"invalid actor: {exc}") from None
+        raise contract.InvalidArgument("call", None, "actor", f"invalid actor: {exc}") from None
 
 
 class TicketsService(TicketsHttp):
@@ -52,7 +53,7 @@ class TicketsService(TicketsHttp):
     def _do(self, action: str, actor: Any, ticket: Any, options: dict[str, Any], **args: Any) -> dict[str, Any]:
         unknown = set(options) - OPTIONS
         if unknown:
-            raise domain.InvalidArgument(action, None, "options", f"unknown options: {sorted(unknown)}")
+            raise contract.InvalidArgument(action, None, "options", f"unknown options: {sorted(unknown)}")
         return self.backend.commands.execute(action, parse_actor(actor), ticket, args, **options)
 
     @rpc(expected_exceptions=EXPECTED)
@@ -240,4 +241,4 @@ def _datetime(action: str, value: Any) -> datetime | None:
     try:
         return datetime.fromisoformat(value)
     except (TypeError, ValueError):
-        raise domain.InvalidArgument(action, None, "until", "until is an ISO 8601 date and time") from None
+        raise contract.InvalidArgument(action, None, "until", "until is an ISO 8601 date and time") from None

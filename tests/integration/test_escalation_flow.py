@@ -22,6 +22,7 @@ from services.routing.service import RoutingService
 from services.tickets.domain import InvalidTransition
 from services.tickets.service import TicketsService
 from shared import db
+from shared.calendar import WorkingCalendar
 from shared.outbox import event_exchange
 from tests.helpers import free_port, load_routing, wait_until
 
@@ -74,6 +75,10 @@ class MovableClock:
 
     def advance(self, **kwargs: float) -> None:
         self.offset += timedelta(**kwargs)
+
+    def set(self, moment: datetime) -> None:
+        """From now on, the clock reads ``moment`` (then moves on with the real time)."""
+        self.offset = moment - datetime.now(UTC)
 
 
 @dataclass
@@ -328,7 +333,9 @@ def test_a_ticket_nobody_took_is_escalated_after_the_deadline_and_not_before(des
         rpc.take(RENE, taken["id"])
         wait_until(lambda: desk.timers(taken["id"], "first_response")[0]["state"] == "cancelled",
                    what="the taken ticket's deadline cancelled")
-        desk.clock.advance(hours=3, minutes=59)
+        # Four working hours from the submission (nights and weekends do not count).
+        started_at = desk.timers(waiting["id"], "first_response")[0]["started_at"]
+        desk.clock.set(WorkingCalendar.from_env().add_working_hours(started_at, 4) - timedelta(minutes=1))
         desk.tick()
         assert rpc.get(ALICE, waiting["id"])["escalation"] == "none"
         desk.clock.advance(minutes=2)
@@ -338,11 +345,39 @@ def test_a_ticket_nobody_took_is_escalated_after_the_deadline_and_not_before(des
         assert escalated["department"]["id"] == SUPPORT
         entry = [h for h in history(rpc, waiting["id"]) if h["type"] == "TicketEscalated"]
         assert len(entry) == 1 and entry[0]["actor"]["id"] == "system:escalation"
-        assert "dans le délai de 4 h" in entry[0]["data"]["reason"]
+        assert "dans le délai de 4 heures ouvrées" in entry[0]["data"]["reason"]
         assert rpc.get(ALICE, taken["id"])["escalation"] == "none"
         assert rpc.can_view(SAM, waiting["id"]) and not rpc.can_view(SAM, taken["id"])
     [recorded] = desk.query("SELECT * FROM escalation.escalations")
     assert (recorded["automatic"], str(recorded["ticket_id"])) == (True, waiting["id"])
+
+
+def test_the_first_response_deadline_counts_working_hours_across_a_weekend(desk, monkeypatch):
+    # Opening hours 08:30-12:00 and 13:30-17:30, Paris time: a ticket submitted on Friday
+    # 27 November 2026 at 16:00 has 1 h 30 on Friday, then 2 h 30 from Monday 08:30, so
+    # its 4 working hours end on Monday 30 November at 11:00 (10:00 UTC), not on Friday
+    # at 20:00 as the wall clock would say.
+    monkeypatch.setenv("WORKING_HOURS", "08:30-12:00,13:30-17:30")
+    monkeypatch.setenv("WORKING_TIMEZONE", "Europe/Paris")
+    desk.set_settings(HOME, hours=4)
+    friday = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
+    with ServiceRpcClient("tickets") as rpc:
+        ticket = file_ticket(rpc)
+        wait_until(lambda: desk.timers(ticket["id"], "first_response"), what="the first-response timer")
+        with desk.pool.connection() as conn:  # as if it had been submitted on Friday afternoon
+            conn.execute("UPDATE escalation.timers SET started_at = %s WHERE ticket_id = %s AND kind = 'first_response'",
+                         (friday, ticket["id"]))
+        for moment in (datetime(2026, 11, 27, 19, 30, tzinfo=UTC),  # Friday night: 4 h by the clock
+                       datetime(2026, 11, 29, 12, 0, tzinfo=UTC),  # Sunday
+                       datetime(2026, 11, 30, 9, 58, tzinfo=UTC)):  # Monday 10:58 in Paris
+            desk.clock.set(moment)
+            desk.tick()
+            assert rpc.get(ALICE, ticket["id"])["escalation"] == "none", moment
+            assert desk.timers(ticket["id"], "first_response")[0]["state"] == "pending"
+        desk.clock.set(datetime(2026, 11, 30, 10, 1, tzinfo=UTC))  # Monday 11:01 in Paris
+        wait_until(lambda: rpc.get(ALICE, ticket["id"])["escalation"] == "escalated", what="the automatic escalation")
+        desk.tick()
+        assert desk.timers(ticket["id"], "first_response")[0]["state"] == "fired"
 
 
 def test_no_automatic_escalation_without_a_deadline(desk):

@@ -159,5 +159,6 @@ def test_leaving_a_status_ends_its_wait_and_the_return_is_marked():
 
 def test_reasons_are_french_then_english():
     assert rules.auto_escalation_reason(4).startswith("Aucune prise en charge")
-    assert "within 4 h" in rules.auto_escalation_reason(4)
+    assert "dans le délai de 4 heures ouvrées" in rules.auto_escalation_reason(4)
+    assert "within 4 working hours" in rules.auto_escalation_reason(4)
     assert " / The request can no longer" in rules.no_longer_open_reason("closed")
