@@ -702,7 +702,9 @@ class Ticket(TicketState):
         no longer see it end. Nothing when everyone still sees it."""
         self._check("recheck_access", ctx)
         changes = []
-        if self.assignee and not self.user_can_view(self.assignee["id"], ctx.membership):
+        # Only where a release leads back to FREE: a ticket whose closure awaits the
+        # requester keeps its assignee until the answer brings it back to work.
+        if self.assignee and self.status in OPEN and not self.user_can_view(self.assignee["id"], ctx.membership):
             changes.append(Change("TicketReleased", {"previous_assignee": self.assignee,
                                                      "reason": "no longer a manager of the department",
                                                      "automatic": True}))
